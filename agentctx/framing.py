@@ -1,0 +1,72 @@
+"""Length-prefixed framing of wire protocol v1, as pure functions.
+
+A frame is a 4-byte unsigned big-endian length N, then N bytes of UTF-8 JSON.
+1 <= N <= max_frame. Nothing here touches a socket, so every edge case (split
+headers, oversize lengths, empty frames) is testable with plain bytes.
+
+Stdlib only: the hook fast path frames its two messages with this module.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from agentctx.errors import FrameTooLarge, ProtocolError
+
+__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "FrameDecoder", "encode_frame"]
+
+DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB: a full state is a few KiB; anything near this is hostile
+_HEADER = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Prefix *payload* with its length."""
+    if not payload:
+        raise ProtocolError("empty frame")
+    return _HEADER.pack(len(payload)) + payload
+
+
+class FrameDecoder:
+    """Incremental frame splitter: feed it bytes, get whole payloads back.
+
+    The length is checked as soon as the 4 header bytes are in, so an oversize
+    frame is refused before a single byte of its body is buffered.
+    """
+
+    __slots__ = ("_buf", "max_frame")
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet part of a whole frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add *data*; return every payload it completes.
+
+        Raises FrameTooLarge for a header above max_frame and ProtocolError for
+        a zero-length frame. After either, the stream is unusable: close it.
+        """
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        start = 0
+        end = len(buf)
+        while end - start >= HEADER_SIZE:
+            (size,) = _HEADER.unpack_from(buf, start)
+            if size == 0:
+                raise ProtocolError("zero-length frame")
+            if size > self.max_frame:
+                raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {self.max_frame}")
+            if end - start - HEADER_SIZE < size:
+                break
+            body_start = start + HEADER_SIZE
+            frames.append(bytes(buf[body_start : body_start + size]))
+            start = body_start + size
+        if start:
+            del buf[:start]
+        return frames

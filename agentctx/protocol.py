@@ -1,0 +1,282 @@
+"""Wire protocol v1: every message as a tagged msgspec Struct.
+
+This module is the one definition of the schema. The daemon and the clients
+both import it; the live snapshot file is simply an encoded `State`, so the
+file, the socket and emergence's `drives-state.json` readers all see the same
+shape. Unknown fields are ignored on decode (forward compatibility); floats
+coming in are bounded, which also rejects NaN and infinity (msgspec would
+encode NaN as null on the way out).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from agentctx.errors import ProtocolError
+from agentctx.framing import encode_frame
+
+__all__ = [
+    "DEPTHS",
+    "PROTO_VERSION",
+    "SNAPSHOT_VERSION",
+    "Ack",
+    "BadMessage",
+    "Bump",
+    "ClientMessage",
+    "DriveView",
+    "Error",
+    "Event",
+    "Get",
+    "Hello",
+    "Ping",
+    "Pong",
+    "Request",
+    "Reset",
+    "Satisfy",
+    "ServerMessage",
+    "State",
+    "Welcome",
+    "decode_client",
+    "decode_server",
+    "decode_state",
+    "encode",
+    "encode_message",
+]
+
+PROTO_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = "1.0"  # emergence's drives-state.json version we extend
+
+# error codes (Error.code); clients branch on these, so they are part of the protocol
+E_BAD_FRAME: Final = "bad_frame"  # not JSON, not an object, no type
+E_FRAME_TOO_LARGE: Final = "frame_too_large"
+E_UNKNOWN_TYPE: Final = "unknown_type"
+E_BAD_REQUEST: Final = "bad_request"  # known type, wrong fields or values
+E_EXPECTED_HELLO: Final = "expected_hello"
+E_HELLO_TIMEOUT: Final = "hello_timeout"
+E_UNSUPPORTED_PROTO: Final = "unsupported_proto"
+E_UNKNOWN_DRIVE: Final = "unknown_drive"
+E_NOT_DURABLE: Final = "not_durable"  # applied but not saved: retry with the same request_id
+E_TOO_MANY_CLIENTS: Final = "too_many_clients"
+E_SLOW_CONSUMER: Final = "slow_consumer"
+E_SHUTTING_DOWN: Final = "shutting_down"
+E_INTERNAL: Final = "internal"
+
+MAX_AMOUNT: Final = 1e12
+MAX_TEXT: Final = 4096
+MAX_ID: Final = 2**63 - 1
+
+Depth = Literal["shallow", "moderate", "deep", "full"]
+DEPTHS: Final[dict[str, float]] = {"shallow": 0.30, "moderate": 0.50, "deep": 0.75, "full": 1.0}
+
+Band = Literal["latent", "available", "elevated", "triggered", "crisis", "emergency"]
+Status = Literal["building", "satisfied", "triggered"]
+EventKind = Literal["band_changed", "satisfied", "bumped", "reset"]
+
+CorrelationId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+DriveName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+Amount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT)]
+
+
+class Message(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of every frame: the tag goes in `"type"`."""
+
+
+# --- client -> sidecar ---------------------------------------------------------------
+
+
+class Hello(Message, tag="hello"):
+    proto: int
+    client: Text = ""
+    subscribe: bool = True
+
+
+class Get(Message, tag="get"):
+    id: CorrelationId
+
+
+class Satisfy(Message, tag="satisfy"):
+    id: CorrelationId
+    request_id: RequestId
+    drive: DriveName
+    depth: Depth | None = None
+    amount: Amount | None = None
+    reason: Text | None = None
+
+
+class Bump(Message, tag="bump"):
+    id: CorrelationId
+    request_id: RequestId
+    drive: DriveName
+    amount: Amount
+    reason: Text | None = None
+
+
+class Reset(Message, tag="reset"):
+    id: CorrelationId
+    request_id: RequestId
+    drive: DriveName | None = None
+    reason: Text | None = None
+
+
+class Ping(Message, tag="ping"):
+    id: CorrelationId
+
+
+ClientMessage = Hello | Get | Satisfy | Bump | Reset | Ping
+Request = Satisfy | Bump | Reset
+
+
+# --- sidecar -> client ---------------------------------------------------------------
+
+
+class DriveView(msgspec.Struct, kw_only=True):
+    """One drive as published. The first five fields are emergence's own."""
+
+    pressure: float
+    threshold: float
+    status: Status
+    description: str
+    last_triggered: str | None
+    ratio: float
+    band: Band
+    rate_per_hour: float
+    max_pressure: float
+    activity_driven: bool
+    last_satisfied: str | None
+    prompt: str = ""
+
+
+class Welcome(Message, tag="welcome"):
+    proto: int
+    server: str
+    boot_id: str
+    tick_interval: float
+
+
+class State(Message, tag="state", omit_defaults=True):
+    """The full drive state; also, encoded as-is, the live snapshot file."""
+
+    version: str
+    last_tick: str
+    seq: int
+    boot_id: str
+    tick_ts: float
+    tick_interval: float
+    drives: dict[str, DriveView]
+    id: int | None = None
+
+
+class Event(Message, tag="event", omit_defaults=True):
+    seq: int
+    kind: EventKind
+    drive: str
+    ts: float
+    pressure: float
+    ratio: float
+    band: Band
+    from_band: Band | None = msgspec.field(default=None, name="from")
+    to_band: Band | None = msgspec.field(default=None, name="to")
+    request_id: str | None = None
+    reason: str | None = None
+    depth: Depth | None = None
+    amount: float | None = None
+
+
+class Ack(Message, tag="ack"):
+    id: int
+    seq: int
+
+
+class Pong(Message, tag="pong"):
+    id: int
+
+
+class Error(Message, tag="error", omit_defaults=True):
+    code: str
+    message: str
+    id: int | None = None
+    request_id: str | None = None
+
+
+ServerMessage = Welcome | State | Event | Ack | Pong | Error
+
+# --- encoding ------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+_state_decoder: msgspec.json.Decoder[State] = msgspec.json.Decoder(State)
+_CLIENT_TYPES: Final = frozenset({"hello", "get", "satisfy", "bump", "reset", "ping"})
+
+
+class _Envelope(msgspec.Struct):
+    """Just enough of a frame to answer it when it fails validation."""
+
+    type: Any = None
+    id: Any = None
+    request_id: Any = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def encode(msg: Message) -> bytes:
+    """Encode one message as JSON (no frame header)."""
+    return _encoder.encode(msg)
+
+
+def encode_message(msg: Message) -> bytes:
+    """Encode one message as a whole frame, header included."""
+    return encode_frame(_encoder.encode(msg))
+
+
+class BadMessage(ProtocolError):
+    """A frame that could not be decoded, with what we could salvage to answer it."""
+
+    def __init__(
+        self, code: str, message: str, id: int | None = None, request_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.id = id
+        self.request_id = request_id
+
+
+def decode_client(payload: bytes) -> ClientMessage:
+    """Decode a client frame, or raise BadMessage saying why (and which id it had)."""
+    try:
+        return _client_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        try:
+            env = _envelope_decoder.decode(payload)
+        except msgspec.DecodeError:
+            raise BadMessage(E_BAD_FRAME, f"frame is not a JSON object: {exc}") from None
+        corr = env.id if isinstance(env.id, int) and not isinstance(env.id, bool) else None
+        rid = env.request_id if isinstance(env.request_id, str) else None
+        if not isinstance(env.type, str):
+            raise BadMessage(E_BAD_FRAME, "frame has no string field 'type'", corr, rid) from None
+        if env.type not in _CLIENT_TYPES:
+            raise BadMessage(
+                E_UNKNOWN_TYPE, f"unknown message type {env.type!r}", corr, rid
+            ) from None
+        raise BadMessage(E_BAD_REQUEST, str(exc), corr, rid) from None
+
+
+def decode_server(payload: bytes) -> ServerMessage:
+    try:
+        return _server_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"bad frame from sidecar: {exc}") from None
+
+
+def decode_state(payload: bytes) -> State:
+    """Decode a snapshot file's content (an encoded `State`)."""
+    try:
+        return _state_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"not a drive-state snapshot: {exc}") from None

@@ -1,0 +1,275 @@
+"""The daemon's life: claim the paths, restore, serve, tick, reload, stop cleanly.
+
+Tasks (one task group): the tick loop, the snapshot writer, the accept loop and
+the signal loop. SIGTERM/SIGINT cancel the group; what follows runs with the
+loop idle: a final durable save, the last snapshot, the socket removed (the
+snapshot stays: clients read it exactly when the daemon is down).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import anyio
+from anyio.abc import SocketListener, TaskStatus
+
+from agentctx import paths as default_paths
+from agentctx.errors import ConfigError, StoreError
+from agentctx.protocol import State
+from sidecar.config import Config, load_config
+from sidecar.engine import DriveRuntime, Engine
+from sidecar.hub import Hub, runtime_from
+from sidecar.listener import bind_socket, ensure_private_dir, hold_lock
+from sidecar.server import Server
+from sidecar.snapshot import SnapshotWriter
+from sidecar.store import Durable, clean_orphans, load_durable, load_snapshot
+
+__all__ = ["SEQ_UNKNOWN_MARGIN", "Daemon", "Paths", "restore"]
+
+log = logging.getLogger(__name__)
+
+# With no readable durable state we do not know the seq lease: start this far
+# above the snapshot's seq so no client ever sees a seq go back.
+SEQ_UNKNOWN_MARGIN: Final = 1_000_000
+
+
+@dataclass(frozen=True)
+class Paths:
+    runtime: Path
+    state: Path
+
+    @classmethod
+    def resolve(cls, runtime: Path | None = None, state: Path | None = None) -> Paths:
+        return cls(runtime or default_paths.runtime_dir(), state or default_paths.state_dir())
+
+    @property
+    def socket(self) -> Path:
+        return default_paths.socket_path(self.runtime)
+
+    @property
+    def snapshot(self) -> Path:
+        return default_paths.snapshot_path(self.runtime)
+
+    @property
+    def lock(self) -> Path:
+        return default_paths.lock_path(self.runtime)
+
+    @property
+    def durable(self) -> Path:
+        return default_paths.durable_path(self.state)
+
+    @property
+    def spool(self) -> Path:
+        return default_paths.spool_dir(self.state)
+
+
+@dataclass
+class Restored:
+    engine: Engine
+    seq: int
+    requests: list[tuple[str, int]] = field(default_factory=list)
+    source: str = "defaults"
+
+
+def _instant(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _from_snapshot(snap: State) -> dict[str, DriveRuntime]:
+    return {
+        name: DriveRuntime(v.pressure, _instant(v.last_triggered), _instant(v.last_satisfied))
+        for name, v in snap.drives.items()
+    }
+
+
+def restore(config: Config, paths: Paths, now: float) -> Restored:
+    """Rebuild the engine from the durable state (else the snapshot, else zero),
+    caught up to *now* by wall clock. Damaged files are reported, never fatal."""
+    for path in (paths.durable, paths.snapshot):
+        clean_orphans(path)
+    durable: Durable | None = None
+    snap: State | None = None
+    try:
+        durable = load_durable(paths.durable)
+    except StoreError as exc:
+        log.error("durable state unusable, falling back to the snapshot: %s", exc)
+    try:
+        snap = load_snapshot(paths.snapshot)
+    except StoreError as exc:
+        log.warning("live snapshot unusable: %s", exc)
+    if durable is not None:
+        seq = max(durable.seq, durable.seq_lease)
+        restored = Restored(
+            Engine.create(config, min(durable.last_tick, now), runtime_from(durable)),
+            seq,
+            list(durable.requests),
+            f"durable state {paths.durable}",
+        )
+    elif snap is not None:
+        restored = Restored(
+            Engine.create(config, min(snap.tick_ts, now), _from_snapshot(snap)),
+            snap.seq + SEQ_UNKNOWN_MARGIN,
+            [],
+            f"snapshot {paths.snapshot}",
+        )
+    else:
+        restored = Restored(Engine.create(config, now), 0)
+    if snap is not None:
+        restored.seq = max(restored.seq, snap.seq)
+    downtime = now - restored.engine.last_tick
+    restored.engine.advance(now)
+    log.info(
+        "restored from %s; caught up %.0fs; seq continues above %d",
+        restored.source,
+        downtime,
+        restored.seq,
+    )
+    return restored
+
+
+class Daemon:
+    def __init__(self, config: Config, paths: Paths, config_path: Path | None = None) -> None:
+        self.config = config
+        self.paths = paths
+        self.config_path = config_path
+        self.boot_id = uuid.uuid4().hex
+        self.snapshot = SnapshotWriter(paths.snapshot)
+        self.hub: Hub | None = None
+
+    @contextlib.contextmanager
+    def claimed(self) -> Iterator[socket.socket]:
+        """Private dirs, the lock, then the socket: held for the daemon's life."""
+        if not os.environ.get("AGENTCTX_RUNTIME_DIR") and not os.environ.get("XDG_RUNTIME_DIR"):
+            log.warning(
+                "XDG_RUNTIME_DIR is not set; using the private fallback %s", self.paths.runtime
+            )
+        ensure_private_dir(self.paths.runtime)
+        ensure_private_dir(self.paths.state)
+        with hold_lock(self.paths.lock):
+            sock = bind_socket(self.paths.socket)
+            ino = os.stat(self.paths.socket).st_ino
+            try:
+                yield sock
+            finally:
+                sock.close()
+                with contextlib.suppress(OSError):
+                    if os.stat(self.paths.socket).st_ino == ino:
+                        os.unlink(self.paths.socket)
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT. Raises AgentctxError subclasses for start-up refusals."""
+        with self.claimed() as sock:
+            self.open()
+            try:
+                anyio.run(self._main, sock)
+            finally:
+                self.close()
+
+    def open(self, now: float | None = None) -> Hub:
+        """Restore state and build the hub (call with the paths claimed)."""
+        restored = restore(self.config, self.paths, time.time() if now is None else now)
+        self.hub = Hub(
+            restored.engine,
+            boot_id=self.boot_id,
+            seq=restored.seq,
+            durable_path=self.paths.durable,
+            snapshot=self.snapshot,
+            requests=restored.requests,
+        )
+        return self.hub
+
+    def close(self) -> None:
+        """Final durable save and snapshot, with the event loop idle or gone."""
+        if self.hub is None:
+            return
+        try:
+            self.hub.save_sync()
+        except StoreError as exc:
+            log.error("final durable save failed: %s", exc)
+        try:
+            self.snapshot.write_now()
+        except StoreError as exc:
+            log.error("final snapshot write failed: %s", exc)
+        log.info("stopped at seq %d", self.hub.seq)
+
+    async def _main(self, sock: socket.socket) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.serve, sock)
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await self.reload()
+                    else:
+                        log.info("%s: stopping", signal.Signals(signum).name)
+                        break
+                tg.cancel_scope.cancel()
+
+    async def serve(
+        self, sock: socket.socket, *, task_status: TaskStatus[Hub] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve on the listening *sock* until cancelled; reports the hub once ready."""
+        hub = self.hub or self.open()
+        listener = await SocketListener.from_socket(sock)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(self.snapshot.run)
+            await hub.save()  # the restored, caught-up state, before anyone relies on it
+            await hub.tick()
+            await anyio.to_thread.run_sync(self.snapshot.write_now)
+            tg.start_soon(Server(hub).serve, listener)
+            tg.start_soon(self._tick_loop, hub)
+            log.info(
+                "ready: %d drives, socket %s, snapshot %s",
+                len(hub.engine.names),
+                self.paths.socket,
+                self.paths.snapshot,
+            )
+            task_status.started(hub)
+
+    async def _tick_loop(self, hub: Hub) -> None:
+        next_tick = anyio.current_time()
+        while True:
+            interval = hub.config.sidecar.tick_interval
+            next_tick += interval
+            now = anyio.current_time()
+            if next_tick < now:  # we fell behind (suspend, overload): skip, don't burst
+                next_tick = now + interval
+            await anyio.sleep(next_tick - now)
+            await hub.tick()
+            if time.time() - hub.last_save >= hub.config.sidecar.save_interval:
+                try:
+                    await hub.save()
+                except StoreError as exc:
+                    log.error("periodic durable save failed: %s", exc)
+
+    async def reload(self) -> None:
+        """Re-read the config file; a bad one is refused and the old one kept."""
+        hub = self.hub
+        assert hub is not None
+        if self.config_path is None:
+            log.info("SIGHUP: no config file in use; nothing to reload")
+            return
+        try:
+            config = await anyio.to_thread.run_sync(
+                lambda: load_config(self.config_path, required=False)
+            )
+        except ConfigError as exc:
+            log.error("SIGHUP: new config refused, keeping the old one: %s", exc)
+            return
+        await hub.reload(config)
+        log.info("SIGHUP: config reloaded from %s (%d drives)", config.source, len(config.drives))

@@ -1,0 +1,333 @@
+"""The socket server: accept loop and one `Client` per connection.
+
+Each client has a reader (its requests, in order) and a sender that owns the
+socket's write side. What the sender writes comes from one ordered outbox in
+which a full state is a *slot*: a newer state replaces an unsent one in place,
+so a slow reader gets the newest state, not a backlog. Events and responses are
+queued in order behind it and bounded; a client that cannot keep up, or whose
+socket stays full past a deadline, is dropped. Every handler runs under a guard,
+so nothing one client does can take the listener or another client down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+from collections import deque
+from typing import Final
+
+import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
+
+from agentctx.errors import FrameTooLarge, ProtocolError
+from agentctx.framing import FrameDecoder
+from agentctx.protocol import (
+    E_EXPECTED_HELLO,
+    E_FRAME_TOO_LARGE,
+    E_HELLO_TIMEOUT,
+    E_INTERNAL,
+    E_SLOW_CONSUMER,
+    E_TOO_MANY_CLIENTS,
+    E_UNSUPPORTED_PROTO,
+    PROTO_VERSION,
+    Ack,
+    BadMessage,
+    Bump,
+    Error,
+    Get,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Reset,
+    Satisfy,
+    Welcome,
+    decode_client,
+    encode_message,
+)
+from sidecar.hub import Hub, Rejected
+
+__all__ = ["HELLO_TIMEOUT", "MAX_OUTBOX", "Client", "Server"]
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT: Final = 5.0  # seconds a new connection has to say hello
+MAX_OUTBOX: Final = 1024  # queued events + responses before a client counts as stuck
+FINAL_FRAME_TIMEOUT: Final = 1.0  # best effort to tell a dropped client why
+RECV_SIZE: Final = 65536
+SERVER_NAME: Final = "agentctx-sidecar/0.1"
+_STATE_SLOT: Final = b""  # marker in the outbox: "the newest state goes here"
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+class _Drop(Exception):
+    """Internal: end this client's connection (after sending its final frame)."""
+
+
+def peer_uid(stream: SocketStream) -> int | None:
+    sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    except OSError:
+        return None
+    _pid, uid, _gid = _PEERCRED.unpack(raw)
+    return int(uid)
+
+
+class Client:
+    """One connection. Hub-facing side: push_state / push_event (never block)."""
+
+    def __init__(self, stream: SocketStream, hub: Hub, *, max_frame: int, send_timeout: float):
+        self.stream = stream
+        self.hub = hub
+        self.name = "?"
+        self.send_timeout = send_timeout
+        self._decoder = FrameDecoder(max_frame)
+        self._out: deque[bytes] = deque()
+        self._state: bytes | None = None
+        self._wake = anyio.Event()
+        self._final: bytes | None = None
+        self._closing = False
+
+    # --- hub side -----------------------------------------------------------------
+
+    def push_state(self, frame: bytes) -> None:
+        if self._state is None:
+            self._out.append(_STATE_SLOT)
+        self._state = frame
+        self._wake.set()
+
+    def push_event(self, frame: bytes) -> None:
+        self._queue(frame)
+
+    # --- outbox -------------------------------------------------------------------
+
+    def _queue(self, frame: bytes) -> None:
+        if self._closing:
+            return
+        if len(self._out) >= MAX_OUTBOX:
+            log.warning("client %s: %d frames unread; dropping it", self.name, len(self._out))
+            self._close_with(Error(code=E_SLOW_CONSUMER, message="too many unread frames"))
+            return
+        self._out.append(frame)
+        self._wake.set()
+
+    def _respond(self, msg: Message) -> None:
+        self._queue(encode_message(msg))
+
+    def _close_with(self, error: Error | None) -> None:
+        """Stop reading; the sender flushes what is queued, then *error*, then closes."""
+        if error is not None and self._final is None:
+            self._final = encode_message(error)
+        self._closing = True
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            batch: list[bytes] = []
+            while self._out:
+                item = self._out.popleft()
+                if item == _STATE_SLOT:
+                    assert self._state is not None
+                    item, self._state = self._state, None
+                batch.append(item)
+            if batch:
+                # One write per wake-up: fewer syscalls, and a whole batch either
+                # goes out or the client is stuck.
+                try:
+                    with anyio.fail_after(self.send_timeout):
+                        await self.stream.send(b"".join(batch))
+                except TimeoutError:
+                    log.warning(
+                        "client %s: socket full for %.1fs; dropping it",
+                        self.name,
+                        self.send_timeout,
+                    )
+                    raise _Drop from None
+            if self._closing and not self._out:
+                if self._final is not None:
+                    with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
+                        await self.stream.send(self._final)
+                raise _Drop
+
+    # --- reader -------------------------------------------------------------------
+
+    async def _frames(self) -> list[bytes]:
+        """The next frames from the socket; [] at end of stream."""
+        while True:
+            try:
+                data = await self.stream.receive(RECV_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return []
+            frames = self._decoder.feed(data)
+            if frames:
+                return frames
+
+    async def _read_loop(self) -> None:
+        try:
+            with anyio.move_on_after(HELLO_TIMEOUT):
+                frames = await self._frames()
+                if not frames:
+                    return
+                if not self._hello(frames[0]):
+                    return
+                await self._handle_all(frames[1:])
+                while not self._closing:
+                    frames = await self._frames()
+                    if not frames:
+                        return
+                    await self._handle_all(frames)
+                return
+            self._close_with(
+                Error(code=E_HELLO_TIMEOUT, message=f"no hello within {HELLO_TIMEOUT:g}s")
+            )
+        except FrameTooLarge as exc:
+            self._close_with(Error(code=E_FRAME_TOO_LARGE, message=str(exc)))
+        except ProtocolError as exc:  # zero-length frame: framing is lost
+            self._close_with(Error(code="bad_frame", message=str(exc)))
+
+    def _hello(self, frame: bytes) -> bool:
+        try:
+            msg = decode_client(frame)
+        except BadMessage as exc:
+            self._close_with(
+                Error(code=E_EXPECTED_HELLO, message=f"first frame must be hello ({exc.message})")
+            )
+            return False
+        if not isinstance(msg, Hello):
+            self._close_with(
+                Error(
+                    code=E_EXPECTED_HELLO,
+                    id=getattr(msg, "id", None),
+                    message=f"first frame must be hello, got {type(msg).__name__.lower()}",
+                )
+            )
+            return False
+        if msg.proto != PROTO_VERSION:
+            self._close_with(
+                Error(
+                    code=E_UNSUPPORTED_PROTO,
+                    message=f"protocol {msg.proto} unsupported; this sidecar speaks "
+                    f"{PROTO_VERSION}",
+                )
+            )
+            return False
+        self.name = msg.client or "?"
+        hub = self.hub
+        self._respond(
+            Welcome(
+                proto=PROTO_VERSION,
+                server=SERVER_NAME,
+                boot_id=hub.boot_id,
+                tick_interval=hub.config.sidecar.tick_interval,
+            )
+        )
+        if msg.subscribe:
+            hub.subscribers.add(self)
+            self.push_state(encode_message(hub.state()))
+        return True
+
+    async def _handle_all(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            if self._closing:
+                return
+            await self._handle(frame)
+
+    async def _handle(self, frame: bytes) -> None:
+        try:
+            msg = decode_client(frame)
+        except BadMessage as exc:
+            self._respond(
+                Error(code=exc.code, message=exc.message, id=exc.id, request_id=exc.request_id)
+            )
+            return
+        if isinstance(msg, Get):
+            self._respond(self.hub.state(id=msg.id))
+        elif isinstance(msg, Ping):
+            self._respond(Pong(id=msg.id))
+        elif isinstance(msg, Satisfy | Bump | Reset):
+            try:
+                seq = await self.hub.apply(msg)
+            except Rejected as exc:
+                self._respond(
+                    Error(code=exc.code, message=exc.message, id=msg.id, request_id=msg.request_id)
+                )
+            else:
+                self._respond(Ack(id=msg.id, seq=seq))
+        else:  # a second hello
+            self._respond(Error(code="bad_request", message="hello was already received"))
+
+    # --- lifetime -----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._send_loop)
+                await self._read_loop()
+                self._close_with(None)  # reader done: let the sender flush, then close
+        except* _Drop:
+            pass
+        finally:
+            self.hub.subscribers.discard(self)
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+
+class Server:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.clients = 0
+        self.uid = os.getuid()
+
+    async def serve(self, listener: SocketListener) -> None:
+        async with anyio.create_task_group() as tg:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:  # EMFILE and friends: back off, keep serving
+                    log.error("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                tg.start_soon(self._guarded, stream)
+
+    async def _guarded(self, stream: SocketStream) -> None:
+        """Run one client; whatever happens stays inside this connection."""
+        settings = self.hub.config.sidecar
+        try:
+            uid = peer_uid(stream)
+            if uid != self.uid:
+                log.warning("refused a connection from uid %s", uid)
+                return  # closed in finally, before a single byte is sent
+            if self.clients >= settings.max_clients:
+                with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
+                    await stream.send(
+                        encode_message(
+                            Error(
+                                code=E_TOO_MANY_CLIENTS,
+                                message=f"connection cap of {settings.max_clients} reached",
+                            )
+                        )
+                    )
+                return
+            self.clients += 1
+            try:
+                client = Client(
+                    stream,
+                    self.hub,
+                    max_frame=settings.max_frame_bytes,
+                    send_timeout=settings.client_send_timeout,
+                )
+                await client.serve()
+            finally:
+                self.clients -= 1
+        except Exception:
+            log.exception("client handler failed (connection closed, server unaffected)")
+            with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
+                await stream.send(encode_message(Error(code=E_INTERNAL, message="internal error")))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()

@@ -1,0 +1,208 @@
+"""Test helpers: a raw-bytes client, a subprocess daemon, config writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentctx.framing import FrameDecoder, encode_frame
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 15.0
+
+
+def frame(obj: dict[str, Any]) -> bytes:
+    return encode_frame(json.dumps(obj).encode())
+
+
+class RawClient:
+    """A plain blocking socket speaking frames of dicts; nothing from the client library."""
+
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.decoder = FrameDecoder()
+        self.pending: list[dict[str, Any]] = []
+        self._next_id = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, obj: dict[str, Any]) -> None:
+        self.sock.sendall(frame(obj))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame; raises TimeoutError, or EOFError when the daemon closed."""
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no frame")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                raise TimeoutError("no frame") from None
+            if not data:
+                raise EOFError("connection closed")
+            self.pending.extend(json.loads(p) for p in self.decoder.feed(data))
+        return self.pending.pop(0)
+
+    def recv_until(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Read until a frame matches; return it and everything read before it."""
+        deadline = time.monotonic() + timeout
+        seen: list[dict[str, Any]] = []
+        while True:
+            msg = self.recv(max(0.001, deadline - time.monotonic()))
+            if match(msg):
+                return msg, seen
+            seen.append(msg)
+
+    def hello(self, subscribe: bool = True, name: str = "test") -> dict[str, Any]:
+        """Say hello; return the welcome (and, when subscribed, leave the state queued)."""
+        self.send({"type": "hello", "proto": 1, "client": name, "subscribe": subscribe})
+        welcome = self.recv()
+        assert welcome["type"] == "welcome", welcome
+        return welcome
+
+    def request(self, obj: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send a request with a fresh id; return the ack/error/pong/state answering it.
+
+        Other frames received meanwhile (pushed states, events) stay queued."""
+        rid = self.next_id()
+        self.send({**obj, "id": rid})
+        reply, seen = self.recv_until(
+            lambda m: m.get("id") == rid and m["type"] in ("ack", "error", "pong", "state"),
+            timeout,
+        )
+        self.pending[:0] = seen  # frames pushed meanwhile stay readable, in order
+        return reply
+
+    def is_closed(self, timeout: float = 5.0) -> bool:
+        """True once the daemon has closed this connection (frames before it are dropped)."""
+        try:
+            while True:
+                self.recv(timeout)
+        except EOFError:
+            return True
+        except (TimeoutError, ConnectionResetError):
+            return False
+
+
+def write_config(path: Path, drives: dict[str, dict[str, Any]], **sidecar: Any) -> Path:
+    lines = []
+    if sidecar:
+        lines.append("[sidecar]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in sidecar.items()]
+    for name, spec in drives.items():
+        lines.append(f"[drives.{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in spec.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class DaemonProcess:
+    """`python -m sidecar run` as a real subprocess, with its own runtime/state dirs."""
+
+    def __init__(self, env: dict[str, str], config: Path | None, log: Path) -> None:
+        self.env = env
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def runtime(self) -> Path:
+        return Path(self.env["AGENTCTX_RUNTIME_DIR"])
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.env["AGENTCTX_STATE_DIR"])
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime / "sidecar.sock"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.runtime / "drives-state.json"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, wait: bool = True, extra_args: list[str] | None = None) -> DaemonProcess:
+        args = [sys.executable, "-m", "sidecar", "run", "--log-level", "debug"]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        args += extra_args or []
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=REPO)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                with RawClient(self.socket, timeout=1.0) as c:
+                    c.hello(subscribe=False)
+                    return
+            except (OSError, EOFError, TimeoutError, AssertionError):
+                time.sleep(0.02)
+        raise RuntimeError(f"daemon not ready after {timeout}s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def client(self, subscribe: bool = True) -> RawClient:
+        c = RawClient(self.socket)
+        c.hello(subscribe=subscribe)
+        return c
+
+    def read_snapshot(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.snapshot.read_bytes())
+        return data
