@@ -1,0 +1,95 @@
+"""Atomic files and the checksummed durable state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agentctx.errors import StoreError
+from sidecar.store import (
+    DriveRecord,
+    Durable,
+    atomic_write,
+    clean_orphans,
+    decode_durable,
+    encode_durable,
+    load_durable,
+    read_file,
+)
+
+
+def sample() -> Durable:
+    return Durable(seq=7, seq_lease=10007, last_tick=1.5e9, saved_at=1.5e9, boot_id="b",
+                   drives={"CARE": DriveRecord(pressure=3.25, last_satisfied=1.4e9)},
+                   requests=[("r1", 5), ("r2", 7)])
+
+
+def test_durable_roundtrip(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    atomic_write(path, encode_durable(sample()), durable=True)
+    assert load_durable(path) == sample()
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_truncated_empty_and_flipped_are_detected() -> None:
+    data = encode_durable(sample())
+    with pytest.raises(StoreError, match="empty"):
+        decode_durable(b"", "f")
+    for cut in range(1, len(data) - 2):  # the last two bytes are "}\n"
+        with pytest.raises(StoreError):
+            decode_durable(data[:cut], "f")
+    survivors = 0
+    for i in range(len(data)):
+        for bit in (0x01, 0x10):
+            flipped = bytearray(data)
+            flipped[i] ^= bit
+            try:
+                got = decode_durable(bytes(flipped), "f")
+            except StoreError:
+                continue
+            # only flips that keep the meaning (e.g. whitespace, key spelling ignored) pass
+            assert got == sample()
+            survivors += 1
+    assert survivors < len(data) // 10
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    atomic_write(path, b"old", durable=False)
+    atomic_write(path, b"new" * 1000, durable=False)
+    assert path.read_bytes() == b"new" * 1000
+
+
+def test_write_over_a_directory_cleans_its_temp(tmp_path: Path) -> None:
+    target = tmp_path / "f.json"
+    target.mkdir()  # rename onto a directory fails after the temp was written
+    with pytest.raises(StoreError):
+        atomic_write(target, b"data", durable=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_orphan_temps_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    (tmp_path / ".state.json.123.0.tmp").write_bytes(b"half")
+    (tmp_path / ".other.json.1.0.tmp").write_bytes(b"not ours")
+    assert clean_orphans(path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.1.0.tmp"]
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"do not read")
+    link = tmp_path / "state.json"
+    link.symlink_to(secret)
+    with pytest.raises(StoreError):
+        read_file(link)
+    atomic_write(link, b"replaced", durable=True)  # replaces the link, not its target
+    assert secret.read_bytes() == b"do not read"
+    assert not link.is_symlink() and link.read_bytes() == b"replaced"
+
+
+def test_missing_file_is_none(tmp_path: Path) -> None:
+    assert load_durable(tmp_path / "nothing.json") is None
