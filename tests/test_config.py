@@ -14,32 +14,56 @@ EMERGENCE_DRIVES = {
     "_comment": "exported from emergence",
     "version": "1.0",
     "drives": {
-        "CARE": {"name": "CARE", "threshold": 25.0, "rate_per_hour": 2.0,
-                 "description": "Connection", "prompt": "Check in.", "category": "core",
-                 "created_by": "system", "created_at": "2026-02-09T18:39:19+00:00",
-                 "discovered_during": None, "activity_driven": False},
-        "REST": {"threshold": 30, "rate_per_hour": 0, "activity_driven": True,
-                 "thresholds": {"elevated": 0.6}},
-        "WANDER": {"threshold": 20, "rate_per_hour": 1.0, "gated_until": "first_light",
-                   "min_interval_seconds": 43200, "aspects": ["a", "b"]},
+        "CARE": {
+            "name": "CARE",
+            "threshold": 25.0,
+            "rate_per_hour": 2.0,
+            "description": "Connection",
+            "prompt": "Check in.",
+            "category": "core",
+            "created_by": "system",
+            "created_at": "2026-02-09T18:39:19+00:00",
+            "discovered_during": None,
+            "activity_driven": False,
+        },
+        "REST": {
+            "threshold": 30,
+            "rate_per_hour": 0,
+            "activity_driven": True,
+            "thresholds": {"elevated": 0.6},
+        },
+        "WANDER": {
+            "threshold": 20,
+            "rate_per_hour": 1.0,
+            "gated_until": "first_light",
+            "min_interval_seconds": 43200,
+            "aspects": ["a", "b"],
+        },
     },
 }
 
 
 def test_defaults() -> None:
     cfg = default_config()
-    assert {n: (d.threshold, d.rate_per_hour, d.activity_driven) for n, d in cfg.drives.items()} \
-        == {"CARE": (20, 2.0, False), "MAINTENANCE": (25, 1.5, False),
-            "REST": (30, 0.0, True), "WANDER": (20, 1.0, False)}
+    assert {
+        n: (d.threshold, d.rate_per_hour, d.activity_driven) for n, d in cfg.drives.items()
+    } == {
+        "CARE": (20, 2.0, False),
+        "MAINTENANCE": (25, 1.5, False),
+        "REST": (30, 0.0, True),
+        "WANDER": (20, 1.0, False),
+    }
     assert cfg.sidecar.tick_interval == 1.0 and cfg.sidecar.max_pressure_ratio == 1.5
     assert cfg.sidecar.quiet_hours is None and cfg.sidecar.quiet_rate_factor == 0.25
 
 
 def test_native_toml(tmp_path: Path) -> None:
     path = tmp_path / "drives.toml"
-    path.write_text('[sidecar]\ntick_interval = 0.5\nquiet_hours = [23, 7]\n'
-                    '[drives.care]\nthreshold = 20\nrate_per_hour = 2.0\n'
-                    'description = "Attend."\nbands = { crisis = 1.4 }\n')
+    path.write_text(
+        "[sidecar]\ntick_interval = 0.5\nquiet_hours = [23, 7]\n"
+        "[drives.care]\nthreshold = 20\nrate_per_hour = 2.0\n"
+        'description = "Attend."\nbands = { crisis = 1.4 }\n'
+    )
     cfg = load_config(path, required=True)
     assert list(cfg.drives) == ["CARE"]
     assert cfg.drives["CARE"].band_ratios()["crisis"] == 1.4
@@ -67,11 +91,17 @@ def test_missing_optional_file_means_defaults(tmp_path: Path) -> None:
         ("[drives.CARE]\nthreshold = -3", "drives.CARE.threshold"),
         ('[drives.CARE]\nthreshold = "20"', "drives.CARE.threshold: Expected `float`, got `str`"),
         ("[drives.CARE]\nrate_per_hour = 1", "drives.CARE.threshold: missing (required)"),
-        ("[drives.CARE]\nthreshold = 1\nbands = { huge = 3 }", "drives.CARE.bands.huge: unknown band"),
+        (
+            "[drives.CARE]\nthreshold = 1\nbands = { huge = 3 }",
+            "drives.CARE.bands.huge: unknown band",
+        ),
         ("[drives.CARE]\nthreshold = 1\nbands = { elevated = 1.2 }", "expected increasing ratios"),
         ("[drives.CARE]\nthreshold = nan", "drives.CARE.threshold"),
         ("[drives.CARE]\nthreshold = inf", "drives.CARE.threshold"),
-        ("[sidecar]\ntick_intervall = 1\n[drives.A]\nthreshold = 1", "sidecar.tick_intervall: unknown key"),
+        (
+            "[sidecar]\ntick_intervall = 1\n[drives.A]\nthreshold = 1",
+            "sidecar.tick_intervall: unknown key",
+        ),
         ("[sidecar]\nquiet_hours = [23, 24]\n[drives.A]\nthreshold = 1", "sidecar.quiet_hours"),
         ("[sidecar]\nquiet_hours = [5, 5]\n[drives.A]\nthreshold = 1", "two different hours"),
         ("[drives.A]\nthreshold = 1\nactivity_driven = 'yes'", "drives.A.activity_driven"),

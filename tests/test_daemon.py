@@ -75,9 +75,12 @@ def test_kill9_at_random_instants_loses_nothing_acked(make_daemon: Factory) -> N
                 while time.monotonic() < deadline:
                     request_id = rid()
                     kind = rng.choice(["bump", "satisfy"])
-                    req: dict[str, object] = {"type": kind, "request_id": request_id,
-                                              "drive": "UP" if kind == "bump" else "DOWN",
-                                              "amount": 1.0}
+                    req: dict[str, object] = {
+                        "type": kind,
+                        "request_id": request_id,
+                        "drive": "UP" if kind == "bump" else "DOWN",
+                        "amount": 1.0,
+                    }
                     sent[request_id] = (kind, req)
                     c.send({**req, "id": 1})
                     if rng.random() < 0.2:
@@ -168,8 +171,9 @@ def test_sighup_reloads_config_keeping_pressure_and_clients(make_daemon: Factory
     with d.client() as c:
         c.request({"type": "bump", "request_id": rid(), "drive": "A", "amount": 5})
         assert d.config is not None
-        write_config(d.config, {"A": {**BUCKET, "threshold": 10.0}, "NEW": BUCKET},
-                     tick_interval=3600)
+        write_config(
+            d.config, {"A": {**BUCKET, "threshold": 10.0}, "NEW": BUCKET}, tick_interval=3600
+        )
         d.signal(signal.SIGHUP)
         state, _ = c.recv_until(lambda m: m["type"] == "state" and "NEW" in m["drives"])
         assert state["drives"]["A"]["pressure"] == 5.0
@@ -186,10 +190,24 @@ def test_sighup_reloads_config_keeping_pressure_and_clients(make_daemon: Factory
 
 def test_emergence_drives_json_runs(make_daemon: Factory, dirs: dict[str, Path]) -> None:
     cfg = dirs["root"] / "drives.json"
-    cfg.write_text(json.dumps({"version": "1.0", "drives": {
-        "CARE": {"name": "CARE", "threshold": 25.0, "rate_per_hour": 2.0, "category": "core",
-                 "created_by": "system", "activity_driven": False},
-        "REST": {"threshold": 30.0, "rate_per_hour": 0.0, "activity_driven": True}}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "version": "1.0",
+                "drives": {
+                    "CARE": {
+                        "name": "CARE",
+                        "threshold": 25.0,
+                        "rate_per_hour": 2.0,
+                        "category": "core",
+                        "created_by": "system",
+                        "activity_driven": False,
+                    },
+                    "REST": {"threshold": 30.0, "rate_per_hour": 0.0, "activity_driven": True},
+                },
+            }
+        )
+    )
     d = make_daemon(start=False)
     d.config = cfg
     d.start()
@@ -199,8 +217,14 @@ def test_emergence_drives_json_runs(make_daemon: Factory, dirs: dict[str, Path])
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sidecar", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_bad_config_gives_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:

@@ -116,13 +116,20 @@ def test_names_are_case_insensitive_for_requests() -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "band"),
-    [(0.0, "latent"), (0.29, "latent"), (0.3, "available"), (0.75, "elevated"),
-     (1.0, "triggered"), (1.49, "triggered"), (1.5, "crisis"), (2.0, "emergency"),
-     (9.0, "emergency")],
+    [
+        (0.0, "latent"),
+        (0.29, "latent"),
+        (0.3, "available"),
+        (0.75, "elevated"),
+        (1.0, "triggered"),
+        (1.49, "triggered"),
+        (1.5, "crisis"),
+        (2.0, "emergency"),
+        (9.0, "emergency"),
+    ],
 )
 def test_bands(ratio: float, band: str) -> None:
-    bands = {"available": 0.3, "elevated": 0.75, "triggered": 1.0, "crisis": 1.5,
-             "emergency": 2.0}
+    bands = {"available": 0.3, "elevated": 0.75, "triggered": 1.0, "crisis": 1.5, "emergency": 2.0}
     assert band_for(ratio, bands) == band
 
 
@@ -163,8 +170,10 @@ def test_clock_going_back_grows_nothing() -> None:
 
 
 def test_quiet_hours_count_at_factor() -> None:
-    e = engine("[sidecar]\nquiet_hours = [23, 7]\nquiet_rate_factor = 0.25",
-               A="threshold = 1000\nrate_per_hour = 1")
+    e = engine(
+        "[sidecar]\nquiet_hours = [23, 7]\nquiet_rate_factor = 0.25",
+        A="threshold = 1000\nrate_per_hour = 1",
+    )
     start = datetime(2026, 3, 1, 0, 0, tzinfo=UTC).timestamp()
     e = Engine.create(e.config, start, tz=UTC)
     e.advance(start + 24 * H)
@@ -185,10 +194,12 @@ def test_quiet_hours_follow_local_time_and_dst() -> None:
     assert effective_hours(s, s + 2 * H, (23, 7), 0.0, ist) == pytest.approx(1.5)
 
 
-drives_strategy = st.fixed_dictionaries({
-    "rate": st.floats(0.0, 50.0),
-    "threshold": st.floats(0.5, 100.0),
-})
+drives_strategy = st.fixed_dictionaries(
+    {
+        "rate": st.floats(0.0, 50.0),
+        "threshold": st.floats(0.5, 100.0),
+    }
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -197,13 +208,18 @@ drives_strategy = st.fixed_dictionaries({
     start=st.floats(0.0, 86400.0 * 30),
     total=st.floats(1.0, 86400.0),
     chunks=st.lists(st.floats(0.001, 1.0), min_size=1, max_size=50),
-    quiet=st.one_of(st.none(), st.tuples(st.integers(0, 23), st.integers(0, 23)).filter(
-        lambda q: q[0] != q[1])),
+    quiet=st.one_of(
+        st.none(), st.tuples(st.integers(0, 23), st.integers(0, 23)).filter(lambda q: q[0] != q[1])
+    ),
     factor=st.floats(0.0, 1.0),
 )
 def test_tick_granularity_does_not_change_pressure(
-    spec: dict[str, float], start: float, total: float, chunks: list[float],
-    quiet: tuple[int, int] | None, factor: float,
+    spec: dict[str, float],
+    start: float,
+    total: float,
+    chunks: list[float],
+    quiet: tuple[int, int] | None,
+    factor: float,
 ) -> None:
     """One big tick == many small ticks at random splits, quiet hours included."""
     extra = "[sidecar]\nmax_pressure_ratio = 1.5\n"
@@ -227,8 +243,10 @@ def test_tick_granularity_does_not_change_pressure(
 @settings(max_examples=5, deadline=None)
 @given(rate=st.floats(0.1, 20.0))
 def test_3600_one_second_ticks_equal_one_hour_tick(rate: float) -> None:
-    cfg = config("[sidecar]\nquiet_hours = [12, 13]\nquiet_rate_factor = 0.25",
-                 A=f"threshold = 1000\nrate_per_hour = {rate!r}")
+    cfg = config(
+        "[sidecar]\nquiet_hours = [12, 13]\nquiet_rate_factor = 0.25",
+        A=f"threshold = 1000\nrate_per_hour = {rate!r}",
+    )
     t0 = datetime(2026, 3, 1, 11, 30, tzinfo=UTC).timestamp()  # straddles the quiet hour
     one = Engine.create(cfg, t0, tz=UTC)  # type: ignore[arg-type]
     many = Engine.create(cfg, t0, tz=UTC)  # type: ignore[arg-type]

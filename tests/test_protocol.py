@@ -10,8 +10,10 @@ from agentctx import protocol as p
 
 
 def test_client_messages_decode_and_ignore_unknown_fields() -> None:
-    msg = p.decode_client(b'{"type":"satisfy","id":3,"request_id":"r","drive":"CARE",'
-                          b'"depth":"deep","future_field":[1,2]}')
+    msg = p.decode_client(
+        b'{"type":"satisfy","id":3,"request_id":"r","drive":"CARE",'
+        b'"depth":"deep","future_field":[1,2]}'
+    )
     assert isinstance(msg, p.Satisfy) and msg.depth == "deep"
     hello = p.decode_client(b'{"type":"hello","proto":1}')
     assert isinstance(hello, p.Hello) and hello.subscribe is True
@@ -25,11 +27,9 @@ def test_client_messages_decode_and_ignore_unknown_fields() -> None:
         (b'{"id":4}', "bad_frame", 4),
         (b'{"type":"nope","id":4}', "unknown_type", 4),
         (b'{"type":"bump","id":5,"request_id":"r","drive":"A"}', "bad_request", 5),
-        (b'{"type":"bump","id":5,"request_id":"r","drive":"A","amount":1e400}',
-         "bad_request", 5),
+        (b'{"type":"bump","id":5,"request_id":"r","drive":"A","amount":1e400}', "bad_request", 5),
         (b'{"type":"bump","id":5,"request_id":"r","drive":"A","amount":-1}', "bad_request", 5),
-        (b'{"type":"satisfy","id":6,"request_id":"r","drive":"A","depth":"x"}',
-         "bad_request", 6),
+        (b'{"type":"satisfy","id":6,"request_id":"r","drive":"A","depth":"x"}', "bad_request", 6),
         (b'{"type":"get","id":"seven"}', "bad_request", None),
     ],
 )
@@ -41,19 +41,45 @@ def test_bad_client_frames_are_classified(payload: bytes, code: str, id: int | N
 
 
 def test_event_uses_from_and_to_keys() -> None:
-    ev = p.Event(seq=1, kind="band_changed", drive="A", ts=1.0, pressure=1.0, ratio=1.0,
-                 band="triggered", from_band="elevated", to_band="triggered")
+    ev = p.Event(
+        seq=1,
+        kind="band_changed",
+        drive="A",
+        ts=1.0,
+        pressure=1.0,
+        ratio=1.0,
+        band="triggered",
+        from_band="elevated",
+        to_band="triggered",
+    )
     data = json.loads(p.encode(ev))
     assert data["from"] == "elevated" and data["to"] == "triggered"
     assert p.decode_server(p.encode(ev)) == ev
 
 
 def test_state_is_a_superset_of_emergence_drives_state() -> None:
-    view = p.DriveView(pressure=1.0, threshold=2.0, status="building", description="d",
-                       last_triggered=None, ratio=0.5, band="available", rate_per_hour=1.0,
-                       max_pressure=3.0, activity_driven=False, last_satisfied=None)
-    state = p.State(version="1.0", last_tick="2026-01-01T00:00:00+00:00", seq=1, boot_id="b",
-                    tick_ts=0.0, tick_interval=1.0, drives={"A": view})
+    view = p.DriveView(
+        pressure=1.0,
+        threshold=2.0,
+        status="building",
+        description="d",
+        last_triggered=None,
+        ratio=0.5,
+        band="available",
+        rate_per_hour=1.0,
+        max_pressure=3.0,
+        activity_driven=False,
+        last_satisfied=None,
+    )
+    state = p.State(
+        version="1.0",
+        last_tick="2026-01-01T00:00:00+00:00",
+        seq=1,
+        boot_id="b",
+        tick_ts=0.0,
+        tick_interval=1.0,
+        drives={"A": view},
+    )
     data = json.loads(p.encode(state))
     assert "id" not in data  # omitted unless answering a get
     assert data["version"] == "1.0" and data["last_tick"]

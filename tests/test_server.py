@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 from conftest import BUCKET, FAST
-from support import DaemonProcess, RawClient, frame
+from support import DaemonProcess, RawClient
 
 Factory = Callable[..., DaemonProcess]
 
@@ -61,8 +61,11 @@ def test_pressure_grows_by_wall_clock(make_daemon: Factory) -> None:
 
 
 def test_pressure_is_capped(make_daemon: Factory) -> None:
-    d = make_daemon({"CAPPED": {"threshold": 1.0, "rate_per_hour": 36000.0}},
-                    tick_interval=0.05, max_pressure_ratio=1.5)
+    d = make_daemon(
+        {"CAPPED": {"threshold": 1.0, "rate_per_hour": 36000.0}},
+        tick_interval=0.05,
+        max_pressure_ratio=1.5,
+    )
     time.sleep(0.5)
     with d.client() as c:
         drive = c.request({"type": "get"})["drives"]["CAPPED"]
@@ -77,11 +80,16 @@ def test_satisfy_is_pushed_to_other_client_at_once(make_daemon: Factory) -> None
     with d.client() as actor, d.client() as watcher:
         watcher.recv()  # the initial state
         actor.recv()
-        assert actor.request({"type": "bump", "request_id": rid(), "drive": "CARE",
-                              "amount": 18})["type"] == "ack"
+        assert (
+            actor.request({"type": "bump", "request_id": rid(), "drive": "CARE", "amount": 18})[
+                "type"
+            ]
+            == "ack"
+        )
         t0 = time.monotonic()
-        ack = actor.request({"type": "satisfy", "request_id": rid(), "drive": "CARE",
-                             "depth": "full"})
+        ack = actor.request(
+            {"type": "satisfy", "request_id": rid(), "drive": "CARE", "depth": "full"}
+        )
         assert ack["type"] == "ack"
         event, before = watcher.recv_until(
             lambda m: m["type"] == "event" and m["kind"] == "satisfied", timeout=2.0
@@ -119,8 +127,7 @@ def test_bad_values_get_errors(make_daemon: Factory) -> None:
     with d.client(subscribe=False) as c:
         for bad in (
             {"type": "satisfy", "request_id": rid(), "drive": "CARE", "depth": "extreme"},
-            {"type": "satisfy", "request_id": rid(), "drive": "CARE", "depth": "deep",
-             "amount": 1},
+            {"type": "satisfy", "request_id": rid(), "drive": "CARE", "depth": "deep", "amount": 1},
             {"type": "bump", "request_id": rid(), "drive": "CARE", "amount": -1},
             {"type": "bump", "request_id": rid(), "drive": "CARE"},
             {"type": "bump", "request_id": 5, "drive": "CARE", "amount": 1},
@@ -181,8 +188,12 @@ def test_garbage_json_gets_error_and_others_carry_on(make_daemon: Factory) -> No
         bad.send_raw(struct.pack(">I", 3) + b"\xff\xfe\x00")
         reply, _ = bad.recv_until(lambda m: m["type"] == "error")
         assert reply["code"] == "bad_frame"
-        assert bystander.request({"type": "bump", "request_id": rid(), "drive": "B",
-                                  "amount": 1})["type"] == "ack"
+        assert (
+            bystander.request({"type": "bump", "request_id": rid(), "drive": "B", "amount": 1})[
+                "type"
+            ]
+            == "ack"
+        )
 
 
 def test_oversize_header_closes_connection(make_daemon: Factory) -> None:
@@ -238,8 +249,7 @@ def test_second_daemon_refuses_and_keeps_socket(make_daemon: Factory) -> None:
     second.start(wait=False)
     assert second.proc is not None
     assert second.proc.wait(15) == 1
-    assert "already running" in second.log_text() or "another agentctx-sidecar" in \
-        second.log_text()
+    assert "already running" in second.log_text() or "another agentctx-sidecar" in second.log_text()
     assert os.stat(first.socket).st_ino == inode
     with first.client(subscribe=False) as c:
         assert c.request({"type": "ping"})["type"] == "pong"

@@ -21,9 +21,15 @@ from sidecar.store import (
 
 
 def sample() -> Durable:
-    return Durable(seq=7, seq_lease=10007, last_tick=1.5e9, saved_at=1.5e9, boot_id="b",
-                   drives={"CARE": DriveRecord(pressure=3.25, last_satisfied=1.4e9)},
-                   requests=[("r1", 5), ("r2", 7)])
+    return Durable(
+        seq=7,
+        seq_lease=10007,
+        last_tick=1.5e9,
+        saved_at=1.5e9,
+        boot_id="b",
+        drives={"CARE": DriveRecord(pressure=3.25, last_satisfied=1.4e9)},
+        requests=[("r1", 5), ("r2", 7)],
+    )
 
 
 def test_durable_roundtrip(tmp_path: Path) -> None:
