@@ -32,7 +32,6 @@ from sidecar.engine import DriveRuntime, Engine
 from sidecar.hub import Hub, runtime_from
 from sidecar.listener import bind_socket, ensure_private_dir, hold_lock
 from sidecar.server import Server
-from sidecar.snapshot import SnapshotWriter
 from sidecar.store import Durable, clean_orphans, load_durable, load_snapshot
 
 __all__ = ["SEQ_UNKNOWN_MARGIN", "Daemon", "Paths", "restore"]
@@ -149,7 +148,6 @@ class Daemon:
         self.paths = paths
         self.config_path = config_path
         self.boot_id = uuid.uuid4().hex
-        self.snapshot = SnapshotWriter(paths.snapshot)
         self.hub: Hub | None = None
 
     @contextlib.contextmanager
@@ -189,7 +187,7 @@ class Daemon:
             boot_id=self.boot_id,
             seq=restored.seq,
             durable_path=self.paths.durable,
-            snapshot=self.snapshot,
+            snapshot_path=self.paths.snapshot,
             requests=restored.requests,
         )
         return self.hub
@@ -199,13 +197,9 @@ class Daemon:
         if self.hub is None:
             return
         try:
-            self.hub.save_sync()
+            self.hub.close()
         except StoreError as exc:
-            log.error("final durable save failed: %s", exc)
-        try:
-            self.snapshot.write_now()
-        except StoreError as exc:
-            log.error("final snapshot write failed: %s", exc)
+            log.error("final save failed: %s", exc)
         log.info("stopped at seq %d", self.hub.seq)
 
     async def _main(self, sock: socket.socket) -> None:
@@ -227,10 +221,10 @@ class Daemon:
         hub = self.hub or self.open()
         listener = await SocketListener.from_socket(sock)
         async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(self.snapshot.run)
+            tg.start_soon(hub.run)
             await hub.save()  # the restored, caught-up state, before anyone relies on it
             await hub.tick()
-            await anyio.to_thread.run_sync(self.snapshot.write_now)
+            await hub.snapshot_writer.flush(hub.seq)
             tg.start_soon(Server(hub).serve, listener)
             tg.start_soon(self._tick_loop, hub)
             log.info(

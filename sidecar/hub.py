@@ -1,9 +1,13 @@
 """The hub: the one owner of drive state.
 
-Ticks and requests go through one lock, in order. Every change gets the next
-`seq`, is saved durably first when it is a discrete event (so an ack is never
-given for something a crash could lose), then published to every subscriber at
-once (one encoded frame shared by all) and offered to the snapshot writer.
+Ticks and requests are applied in order under one lock. Every change gets the
+next `seq` and is published at once: one encoded frame, shared by every
+subscriber, plus the new snapshot offered to its writer. A discrete event is
+then acknowledged only once the durable state covering it is on disk (group
+commit: concurrent requests share one fsync). Publishing before the fsync keeps
+the push latency at socket speed; a crash in that window cannot lose anything a
+client was told was accepted, because no ack went out, and a retry with the same
+request_id is applied exactly once.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 import anyio
+import msgspec
 
 from agentctx.errors import StoreError
 from agentctx.framing import encode_frame
@@ -33,15 +38,16 @@ from agentctx.protocol import (
 )
 from sidecar.config import Config
 from sidecar.engine import Change, DriveRuntime, Engine, UnknownDrive
-from sidecar.snapshot import SnapshotWriter
 from sidecar.store import DriveRecord, Durable, atomic_write, encode_durable
+from sidecar.writer import LatestWriter
 
-__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Rejected", "Subscriber", "iso"]
+__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Rejected", "Subscriber", "iso", "runtime_from"]
 
 log = logging.getLogger(__name__)
 
 REQUEST_MEMORY: Final = 4096  # request_ids remembered for idempotent repeats
 SEQ_LEASE: Final = 10_000  # seqs reserved ahead in the durable state (see Durable.seq_lease)
+SNAPSHOT_MODE: Final = 0o600
 
 
 class Subscriber(Protocol):
@@ -62,6 +68,13 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def runtime_from(durable: Durable) -> dict[str, DriveRuntime]:
+    return {
+        n: DriveRuntime(r.pressure, r.last_triggered, r.last_satisfied)
+        for n, r in durable.drives.items()
+    }
+
+
 class Hub:
     def __init__(
         self,
@@ -70,27 +83,39 @@ class Hub:
         boot_id: str,
         seq: int,
         durable_path: Path,
-        snapshot: SnapshotWriter,
+        snapshot_path: Path,
         requests: Iterable[tuple[str, int]] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.boot_id = boot_id
         self.seq = seq
-        self.seq_lease = seq  # nothing reserved yet: the first publish saves a lease
-        self.durable_path = durable_path
-        self.snapshot = snapshot
         self.clock = clock
         self.subscribers: set[Subscriber] = set()
         self.requests: OrderedDict[str, int] = OrderedDict(requests)
         self.last_save = 0.0
+        # Every seq up to seq_lease may be published; the durable state must hold a
+        # lease >= any published seq, so a restart can start above all of them.
+        self.seq_lease = seq
+        self.saved_lease = seq
+        self.durable_path = durable_path
+        self.snapshot_path = snapshot_path
+        self.durable_writer: LatestWriter[Durable] = LatestWriter("durable state", self._save)
+        self.durable_writer.written_seq = seq  # what we restored from is on disk already
+        self.snapshot_writer: LatestWriter[bytes] = LatestWriter("snapshot", self._write_snapshot)
         self._lock = anyio.Lock()
 
     @property
     def config(self) -> Config:
         return self.engine.config
 
-    # --- state views --------------------------------------------------------------
+    async def run(self) -> None:
+        """The two file writers; run for the life of the hub."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.durable_writer.run)
+            tg.start_soon(self.snapshot_writer.run)
+
+    # --- views --------------------------------------------------------------------
 
     def state(self, id: int | None = None) -> State:
         """The full current state (as last ticked), tagged with *id* for a `get`."""
@@ -151,42 +176,41 @@ class Hub:
             await self._publish(changes)
 
     async def apply(self, req: Request, at: float | None = None) -> int:
-        """Apply a satisfy/bump/reset exactly once; return the seq of its state.
+        """Apply a satisfy/bump/reset exactly once; return the seq of its state once durable.
 
         A repeated request_id is answered with the seq of its first application.
         *at* (a spooled request's creation time) applies it at that instant when
-        that is later than the engine's last tick; otherwise at the current time.
+        that is later than the engine's last tick, then catches up to now.
+        Raises Rejected (unknown drive, bad values, or not durable).
         """
         async with self._lock:
-            known = self.requests.get(req.request_id)
-            if known is not None:
-                return known
-            now = self.clock() if at is None else max(at, self.engine.last_tick)
-            try:
-                changes = self._mutate(req, now)
-            except UnknownDrive as exc:
-                raise Rejected("unknown_drive", str(exc)) from None
-            except ValueError as exc:
-                raise Rejected("bad_request", str(exc)) from None
-            if at is not None:  # caught up to the request's instant; now the present
-                changes += self.engine.advance(self.clock())
-            self._next_seq()
-            self.requests[req.request_id] = self.seq
-            while len(self.requests) > REQUEST_MEMORY:
-                self.requests.popitem(last=False)
-            try:
-                await self._save()
-            except StoreError as exc:
-                # Applied in memory but not durable: no ack. The next save (periodic
-                # or the next event) persists it, and a retry with the same
-                # request_id is answered from memory, never applied twice.
-                log.error(
-                    "durable save failed; request %s not acknowledged: %s", req.request_id, exc
-                )
-                await self._publish(changes, new_seq=False, request=req)
-                raise Rejected("not_durable", f"state could not be saved: {exc}") from None
-            await self._publish(changes, new_seq=False, request=req)
-            return self.seq
+            seq = self.requests.get(req.request_id)
+            if seq is None:
+                seq = await self._apply(req, at)
+        try:
+            await self.durable_writer.flush(seq)
+        except StoreError as exc:
+            # Applied and published, but not on disk: no ack. A later save covers
+            # it; a retry with the same request_id is answered, never re-applied.
+            raise Rejected("not_durable", f"state could not be saved: {exc}") from None
+        return seq
+
+    async def _apply(self, req: Request, at: float | None) -> int:
+        now = self.clock() if at is None else max(at, self.engine.last_tick)
+        try:
+            changes = self._mutate(req, now)
+        except UnknownDrive as exc:
+            raise Rejected("unknown_drive", str(exc)) from None
+        except ValueError as exc:
+            raise Rejected("bad_request", str(exc)) from None
+        if at is not None:
+            changes += self.engine.advance(self.clock())
+        await self._publish(changes, req)
+        self.requests[req.request_id] = self.seq
+        while len(self.requests) > REQUEST_MEMORY:
+            self.requests.popitem(last=False)
+        self.durable_writer.offer(self.seq, self.durable())
+        return self.seq
 
     def _mutate(self, req: Request, now: float) -> list[Change]:
         eng = self.engine
@@ -203,51 +227,49 @@ class Hub:
             await self._publish(changes)
 
     async def save(self) -> None:
-        """Periodic / final durable save."""
-        async with self._lock:
-            await self._save()
+        """Save the durable state now (periodic); StoreError if it failed."""
+        self.durable_writer.offer(self.seq, self.durable())
+        await self.durable_writer.flush(self.seq)
 
-    def save_sync(self) -> None:
-        """Final save at shutdown, when the event loop is already gone."""
-        self._write_durable(self.durable())
+    def close(self) -> None:
+        """Final saves at shutdown, with the event loop idle or gone."""
+        self._save(self.durable())
+        self.snapshot_writer.write_now()
 
     # --- internals ----------------------------------------------------------------
 
-    def _next_seq(self) -> bool:
-        """Take the next seq; True when the lease grew and must be saved first."""
-        self.seq += 1
-        if self.seq < self.seq_lease:
-            return False
-        self.seq_lease = self.seq + SEQ_LEASE
-        return True
-
-    async def _save(self) -> None:
-        state = self.durable()
-        await anyio.to_thread.run_sync(self._write_durable, state)
-
-    def _write_durable(self, state: Durable) -> None:
+    def _save(self, state: Durable) -> None:
         atomic_write(self.durable_path, encode_durable(state), durable=True)
         self.last_save = state.saved_at
+        self.saved_lease = max(self.saved_lease, state.seq_lease)
 
-    async def _publish(
-        self, changes: list[Change], *, new_seq: bool = True, request: Request | None = None
-    ) -> None:
-        if new_seq and self._next_seq():
+    def _write_snapshot(self, state_json: bytes) -> None:
+        # Pretty-printed: `cat` on this file is how a person debugs the daemon.
+        pretty = msgspec.json.format(state_json, indent=2) + b"\n"
+        atomic_write(self.snapshot_path, pretty, durable=False, mode=SNAPSHOT_MODE)
+
+    async def _publish(self, changes: list[Change], request: Request | None = None) -> None:
+        self.seq += 1
+        if self.seq >= self.seq_lease - SEQ_LEASE // 2:  # renew early, in the background
+            self.seq_lease = self.seq + SEQ_LEASE
+            self.durable_writer.offer(self.seq, self.durable())
+        if self.seq > self.saved_lease:  # only right after start: wait for the first lease
             try:
-                await self._save()
+                await self.durable_writer.flush(self.seq)
             except StoreError as exc:
                 log.error("could not save the seq lease: %s", exc)
         state_json = encode(self.state())
-        self.snapshot.offer(self.seq, state_json)
         state_frame = encode_frame(state_json)
         event_frames = [encode_frame(encode(self._event(c, request))) for c in changes]
         for sub in list(self.subscribers):
             sub.push_state(state_frame)
             for frame in event_frames:
                 sub.push_event(frame)
+        # After the subscribers: their senders are woken first, the file write after.
+        self.snapshot_writer.offer(self.seq, state_json)
 
     def _event(self, change: Change, request: Request | None) -> Event:
-        discrete = change.kind != "band_changed"
+        from_request = request is not None and change.kind != "band_changed"
         return Event(
             seq=self.seq,
             kind=change.kind,
@@ -258,15 +280,8 @@ class Hub:
             band=change.band,
             from_band=change.from_band,
             to_band=change.to_band,
-            request_id=request.request_id if request is not None and discrete else None,
-            reason=request.reason if request is not None and discrete else None,
+            request_id=request.request_id if from_request and request else None,
+            reason=request.reason if from_request and request else None,
             depth=change.depth,
             amount=change.amount,
         )
-
-
-def runtime_from(durable: Durable) -> dict[str, DriveRuntime]:
-    return {
-        n: DriveRuntime(r.pressure, r.last_triggered, r.last_satisfied)
-        for n, r in durable.drives.items()
-    }

@@ -267,8 +267,15 @@ class Client:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._send_loop)
-                await self._read_loop()
-                self._close_with(None)  # reader done: let the sender flush, then close
+                try:
+                    await self._read_loop()
+                except Exception:
+                    log.exception(
+                        "client %s: handler failed; closing this connection only", self.name
+                    )
+                    self._close_with(Error(code=E_INTERNAL, message="internal error"))
+                else:
+                    self._close_with(None)  # reader done: let the sender flush, then close
         except* _Drop:
             pass
         finally:
@@ -325,9 +332,7 @@ class Server:
             finally:
                 self.clients -= 1
         except Exception:
-            log.exception("client handler failed (connection closed, server unaffected)")
-            with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
-                await stream.send(encode_message(Error(code=E_INTERNAL, message="internal error")))
+            log.exception("client connection failed (closed; the server is unaffected)")
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()

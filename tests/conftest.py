@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from support import DaemonProcess, write_config
+
+from sidecar.config import parse_config
+from sidecar.daemon import Daemon, Paths
 
 # A drive that grows 1.0 per second, so wall-clock growth is visible in a test.
 FAST = {"threshold": 100.0, "rate_per_hour": 3600.0, "description": "fast"}
@@ -61,3 +65,30 @@ def make_daemon(
         if d.proc is not None and d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(10)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def inproc_config() -> str:
+    """Override in a test module to change the in-process daemon's config."""
+    return "[sidecar]\ntick_interval = 3600\n[drives.A]\nthreshold = 1e9\nactivity_driven = true\n"
+
+
+@pytest.fixture
+async def inproc(
+    dirs: dict[str, Path], env: dict[str, str], inproc_config: str
+) -> AsyncIterator[Daemon]:
+    """A real Daemon serving on its socket inside the test's event loop."""
+    cfg = parse_config(inproc_config.encode(), "inproc.toml")
+    daemon = Daemon(cfg, Paths(dirs["runtime"], dirs["state"]))
+    with daemon.claimed() as sock:
+        daemon.open()
+        async with anyio.create_task_group() as tg:
+            await tg.start(daemon.serve, sock)
+            yield daemon
+            tg.cancel_scope.cancel()
+        daemon.close()

@@ -206,3 +206,49 @@ class DaemonProcess:
     def read_snapshot(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.snapshot.read_bytes())
         return data
+
+
+class AsyncRawClient:
+    """The raw-bytes client for in-process tests (runs on the test's event loop)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.decoder = FrameDecoder()
+        self.pending: list[dict[str, Any]] = []
+
+    @classmethod
+    async def connect(cls, path: Path, hello: bool = True, subscribe: bool = True) -> Any:
+        import anyio
+
+        c = cls(await anyio.connect_unix(str(path)))
+        if hello:
+            await c.send({"type": "hello", "proto": 1, "client": "async", "subscribe": subscribe})
+            welcome = await c.recv()
+            assert welcome["type"] == "welcome"
+        return c
+
+    async def send(self, obj: dict[str, Any]) -> None:
+        await self.stream.send(frame(obj))
+
+    async def recv(self, within: float = 5.0) -> dict[str, Any]:
+        import anyio
+
+        with anyio.fail_after(within):
+            while not self.pending:
+                data = await self.stream.receive(65536)
+                self.pending.extend(json.loads(p) for p in self.decoder.feed(data))
+        return self.pending.pop(0)
+
+    async def recv_until(
+        self, match: Callable[[dict[str, Any]], bool], within: float = 5.0
+    ) -> dict[str, Any]:
+        import anyio
+
+        with anyio.fail_after(within):
+            while True:
+                msg = await self.recv(within)
+                if match(msg):
+                    return msg
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()

@@ -1,0 +1,101 @@
+"""Writing the newest version of a file off the event loop, one write at a time.
+
+Both the live snapshot and the durable state are written this way. `offer()`
+never blocks: it replaces whatever is pending, because a reader (or a restart)
+only ever wants the newest version, and a single writer task keeps the writes in
+seq order. `flush(seq)` waits until a write covering *seq* is done, which gives
+group commit for free: requests that arrive while an fsync is under way are all
+covered by the next one.
+
+A failed write is retried with backoff. Because every attempt writes a brand-new
+temp file, an fsync error is never "retried" on the same file (after a failed
+fsync Linux may already have dropped the dirty pages).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar
+
+import anyio
+
+from agentctx.errors import StoreError
+
+__all__ = ["LatestWriter"]
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN: Final = 0.05
+RETRY_MAX: Final = 5.0
+
+T = TypeVar("T")
+
+
+class LatestWriter(Generic[T]):
+    def __init__(self, name: str, write: Callable[[T], None]) -> None:
+        self.name = name
+        self._write = write
+        self.written_seq = -1
+        self.failures = 0
+        self._pending: tuple[int, T] | None = None
+        self._wake = anyio.Event()
+        self._attempt_done = anyio.Event()
+        self._error: tuple[int, StoreError] | None = None
+
+    def offer(self, seq: int, item: T) -> None:
+        """Queue *item* (the state at *seq*) to be written; replaces an unwritten one."""
+        self._pending = (seq, item)
+        self._wake.set()
+
+    async def flush(self, seq: int) -> None:
+        """Wait until a write covering *seq* is done; StoreError if the attempt failed."""
+        while self.written_seq < seq:
+            attempt = self._attempt_done
+            await attempt.wait()
+            if self.written_seq >= seq:
+                return
+            if self._error is not None and self._error[0] >= seq:
+                raise self._error[1]
+
+    def write_now(self) -> None:
+        """Write whatever is pending, synchronously (at shutdown, with the loop idle)."""
+        if self._pending is not None:
+            seq, item = self._pending
+            self._pending = None
+            self._write(item)
+            self.written_seq = seq
+
+    async def run(self) -> None:
+        delay = RETRY_MIN
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            if self._pending is None:
+                continue
+            seq, item = self._pending
+            self._pending = None
+            try:
+                await anyio.to_thread.run_sync(self._write, item)
+            except StoreError as exc:
+                self.failures += 1
+                self._error = (seq, exc)
+                if self._pending is None:
+                    self._pending = (seq, item)
+                self._end_attempt()
+                log.error("%s write failed (retrying in %.2fs): %s", self.name, delay, exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                self._wake.set()
+                continue
+            if self._error is not None:
+                log.info("%s written again after %d failure(s)", self.name, self.failures)
+            self.written_seq = seq
+            self._error = None
+            delay = RETRY_MIN
+            self._end_attempt()
+
+    def _end_attempt(self) -> None:
+        done = self._attempt_done
+        self._attempt_done = anyio.Event()
+        done.set()
