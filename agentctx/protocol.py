@@ -36,10 +36,12 @@ __all__ = [
     "Reset",
     "Satisfy",
     "ServerMessage",
+    "Spooled",
     "State",
     "Welcome",
     "decode_client",
     "decode_server",
+    "decode_spooled",
     "decode_state",
     "encode",
     "encode_message",
@@ -130,6 +132,13 @@ ClientMessage = Hello | Get | Satisfy | Bump | Reset | Ping
 Request = Satisfy | Bump | Reset
 
 
+class Spooled(msgspec.Struct, kw_only=True):
+    """A request a client could not deliver, as written to the spool directory."""
+
+    made_at: Annotated[float, msgspec.Meta(ge=0.0, le=1e11)]
+    request: Request
+
+
 # --- sidecar -> client ---------------------------------------------------------------
 
 
@@ -147,6 +156,7 @@ class DriveView(msgspec.Struct, kw_only=True):
     max_pressure: float
     activity_driven: bool
     last_satisfied: str | None
+    last_event: str | None = None  # the last satisfy/bump/reset (any of them)
     prompt: str = ""
 
 
@@ -210,6 +220,7 @@ _encoder = msgspec.json.Encoder()
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
 _server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _state_decoder: msgspec.json.Decoder[State] = msgspec.json.Decoder(State)
+_spooled_decoder: msgspec.json.Decoder[Spooled] = msgspec.json.Decoder(Spooled)
 _CLIENT_TYPES: Final = frozenset({"hello", "get", "satisfy", "bump", "reset", "ping"})
 
 
@@ -224,7 +235,7 @@ class _Envelope(msgspec.Struct):
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 
 
-def encode(msg: Message) -> bytes:
+def encode(msg: msgspec.Struct) -> bytes:
     """Encode one message as JSON (no frame header)."""
     return _encoder.encode(msg)
 
@@ -280,3 +291,10 @@ def decode_state(payload: bytes) -> State:
         return _state_decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"not a drive-state snapshot: {exc}") from None
+
+
+def decode_spooled(payload: bytes) -> Spooled:
+    try:
+        return _spooled_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"not a spooled request: {exc}") from None

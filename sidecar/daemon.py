@@ -26,13 +26,15 @@ from anyio.abc import SocketListener, TaskStatus
 
 from agentctx import paths as default_paths
 from agentctx.errors import ConfigError, StoreError
+from agentctx.files import clean_orphans
 from agentctx.protocol import State
 from sidecar.config import Config, load_config
+from sidecar.drain import drain, watch_spool
 from sidecar.engine import DriveRuntime, Engine
 from sidecar.hub import Hub, runtime_from
 from sidecar.listener import bind_socket, ensure_private_dir, hold_lock
 from sidecar.server import Server
-from sidecar.store import Durable, clean_orphans, load_durable, load_snapshot
+from sidecar.store import Durable, load_durable, load_snapshot
 
 __all__ = ["SEQ_UNKNOWN_MARGIN", "Daemon", "Paths", "restore"]
 
@@ -92,14 +94,22 @@ def _instant(text: str | None) -> float | None:
 
 def _from_snapshot(snap: State) -> dict[str, DriveRuntime]:
     return {
-        name: DriveRuntime(v.pressure, _instant(v.last_triggered), _instant(v.last_satisfied))
+        name: DriveRuntime(
+            v.pressure,
+            _instant(v.last_triggered),
+            _instant(v.last_satisfied),
+            _instant(v.last_event),
+        )
         for name, v in snap.drives.items()
     }
 
 
 def restore(config: Config, paths: Paths, now: float) -> Restored:
-    """Rebuild the engine from the durable state (else the snapshot, else zero),
-    caught up to *now* by wall clock. Damaged files are reported, never fatal."""
+    """Rebuild the engine from the durable state (else the snapshot, else zero).
+
+    The engine stays at the restored instant: spooled requests are applied at the
+    time they were made, then the first tick catches up to *now* by wall clock.
+    Damaged files are reported, never fatal."""
     for path in (paths.durable, paths.snapshot):
         clean_orphans(path)
     durable: Durable | None = None
@@ -131,12 +141,10 @@ def restore(config: Config, paths: Paths, now: float) -> Restored:
         restored = Restored(Engine.create(config, now), 0)
     if snap is not None:
         restored.seq = max(restored.seq, snap.seq)
-    downtime = now - restored.engine.last_tick
-    restored.engine.advance(now)
     log.info(
-        "restored from %s; caught up %.0fs; seq continues above %d",
+        "restored from %s; %.0fs to catch up; seq continues above %d",
         restored.source,
-        downtime,
+        now - restored.engine.last_tick,
         restored.seq,
     )
     return restored
@@ -222,11 +230,13 @@ class Daemon:
         listener = await SocketListener.from_socket(sock)
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(hub.run)
-            await hub.save()  # the restored, caught-up state, before anyone relies on it
-            await hub.tick()
+            await hub.save()  # the restored state, before anyone relies on it
+            await drain(hub, self.paths.spool)  # requests made while we were down, in order
+            await hub.tick()  # catch up the rest of the downtime
             await hub.snapshot_writer.flush(hub.seq)
             tg.start_soon(Server(hub).serve, listener)
             tg.start_soon(self._tick_loop, hub)
+            tg.start_soon(watch_spool, hub, self.paths.spool)
             log.info(
                 "ready: %d drives, socket %s, snapshot %s",
                 len(hub.engine.names),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Final
 
@@ -53,6 +53,7 @@ class DriveRuntime:
     pressure: float = 0.0
     last_triggered: float | None = None
     last_satisfied: float | None = None
+    last_event: float | None = None  # the last satisfy/bump/reset, whatever it was
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +184,7 @@ class Engine:
 
     def runtime(self) -> dict[str, DriveRuntime]:
         """A copy of every drive's runtime values (for the durable state)."""
-        return {
-            n: DriveRuntime(d.rt.pressure, d.rt.last_triggered, d.rt.last_satisfied)
-            for n, d in self._drives.items()
-        }
+        return {n: replace(d.rt) for n, d in self._drives.items()}
 
     def pressure(self, name: str) -> float:
         return self._drive(name).rt.pressure
@@ -205,6 +203,9 @@ class Engine:
 
     def last_satisfied(self, name: str) -> float | None:
         return self._drive(name).rt.last_satisfied
+
+    def last_event(self, name: str) -> float | None:
+        return self._drive(name).rt.last_event
 
     def status(self, name: str, now: float) -> Status:
         """emergence's status: triggered, else satisfied (for a while), else building."""
@@ -333,6 +334,7 @@ class Engine:
         amount: float | None = None,
     ) -> list[Change]:
         """The discrete event itself, then the band crossing it caused (if any)."""
+        drive.rt.last_event = now
         crossing = self._rebanded(drive, now)
         event = Change(
             kind,

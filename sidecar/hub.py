@@ -24,6 +24,7 @@ import anyio
 import msgspec
 
 from agentctx.errors import StoreError
+from agentctx.files import atomic_write
 from agentctx.framing import encode_frame
 from agentctx.protocol import (
     SNAPSHOT_VERSION,
@@ -38,7 +39,7 @@ from agentctx.protocol import (
 )
 from sidecar.config import Config
 from sidecar.engine import Change, DriveRuntime, Engine, UnknownDrive
-from sidecar.store import DriveRecord, Durable, atomic_write, encode_durable
+from sidecar.store import DriveRecord, Durable, encode_durable
 from sidecar.writer import LatestWriter
 
 __all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Rejected", "Subscriber", "iso", "runtime_from"]
@@ -70,7 +71,7 @@ def iso(ts: float | None) -> str | None:
 
 def runtime_from(durable: Durable) -> dict[str, DriveRuntime]:
     return {
-        n: DriveRuntime(r.pressure, r.last_triggered, r.last_satisfied)
+        n: DriveRuntime(r.pressure, r.last_triggered, r.last_satisfied, r.last_event)
         for n, r in durable.drives.items()
     }
 
@@ -136,6 +137,7 @@ class Hub:
                 max_pressure=eng.max_pressure(name),
                 activity_driven=spec.activity_driven,
                 last_satisfied=iso(eng.last_satisfied(name)),
+                last_event=iso(eng.last_event(name)),
                 prompt=spec.prompt,
             )
         return State(
@@ -161,6 +163,7 @@ class Hub:
                     pressure=r.pressure,
                     last_triggered=r.last_triggered,
                     last_satisfied=r.last_satisfied,
+                    last_event=r.last_event,
                 )
                 for n, r in self.engine.runtime().items()
             },

@@ -1,0 +1,110 @@
+"""Atomic, symlink-safe file primitives shared by the daemon and the clients.
+
+A file is replaced by writing a temp file in the same directory and renaming it
+over the old one, so a reader (or a crash) only ever sees the whole old or the
+whole new file. With ``durable=True`` the temp file is fsync'd before the rename
+and the directory after it: without the first a power cut can leave the new name
+pointing at an empty file; without the second the rename itself may not have
+reached the disk. Nothing here follows a symlink (O_NOFOLLOW / O_EXCL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+from pathlib import Path
+from typing import Final
+
+from agentctx.errors import StoreError
+
+__all__ = ["MAX_STATE_FILE", "atomic_write", "clean_orphans", "fsync_dir", "read_file"]
+
+log = logging.getLogger(__name__)
+
+MAX_STATE_FILE: Final = 16 << 20  # a state is a few KiB; refuse to slurp anything absurd
+TMP_SUFFIX: Final = ".tmp"
+_counter = itertools.count()
+
+
+def read_file(path: Path, limit: int = MAX_STATE_FILE) -> bytes | None:
+    """The bytes of *path*, None if absent. Never follows a symlink; StoreError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot open: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > limit:
+        raise StoreError(f"{path}: larger than {limit} bytes")
+    return data
+
+
+def atomic_write(path: Path, data: bytes, *, durable: bool, mode: int = 0o600) -> None:
+    """Replace *path* with *data* atomically; with ``durable``, crash-safely too.
+
+    A failed write leaves the old file intact and no temp file behind. After an
+    fsync error the data may be lost from the page cache (Linux drops dirty pages
+    it could not write), so the caller must write a fresh file, never fsync again.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}{TMP_SUFFIX}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        raise StoreError(f"{tmp}: cannot create: {exc.strerror}") from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StoreError(f"{directory}: cannot open for fsync: {exc.strerror}") from None
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise StoreError(f"{directory}: fsync failed: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def clean_orphans(path: Path) -> int:
+    """Remove temp files a crashed writer of *path* left behind; return how many."""
+    removed = 0
+    prefix = f".{path.name}."
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(TMP_SUFFIX):
+            _unlink_quietly(Path(entry.path))
+            removed += 1
+    if removed:
+        log.info("removed %d orphan temp file(s) of %s", removed, path)
+    return removed

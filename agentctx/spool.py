@@ -1,0 +1,51 @@
+"""The request spool: where satisfy/bump/reset go when the sidecar is down.
+
+Each request is one file, written atomically and fsync'd (file and directory)
+before the caller is told "queued": once queued it survives a crash or a power
+cut. File names start with the creation time in nanoseconds, so the daemon
+drains them in the order they were made, applying each at the instant it was
+made; the request_id inside makes a repeat harmless (applied once).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Final
+
+from agentctx import paths
+from agentctx.errors import StoreError
+from agentctx.files import atomic_write
+from agentctx.protocol import Request, Spooled, encode
+
+__all__ = ["REJECTED_DIR", "spool_files", "spool_request"]
+
+REJECTED_DIR: Final = "rejected"  # requests the daemon could not apply, kept for a human
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def spool_request(
+    req: Request, made_at: float | None = None, directory: Path | None = None
+) -> Path:
+    """Write *req* durably to the spool; return its path. StoreError if that fails."""
+    directory = directory or paths.spool_dir()
+    made_at = time.time() if made_at is None else made_at
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{directory}: cannot create spool directory: {exc.strerror}") from None
+    safe_id = _SAFE.sub("_", req.request_id)[:64]
+    path = directory / f"{int(made_at * 1e9):020d}-{safe_id}.json"
+    atomic_write(path, encode(Spooled(made_at=made_at, request=req)) + b"\n", durable=True)
+    return path
+
+
+def spool_files(directory: Path) -> list[Path]:
+    """Spooled requests in the order they were made (temp files excluded)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [directory / n for n in sorted(names) if n.endswith(".json") and not n.startswith(".")]
