@@ -1,3 +1,87 @@
-"""agentctx: live drive state for AI agent sessions."""
+"""agentctx: live drive state for AI agent sessions.
+
+    import agentctx
+    state = agentctx.read()                  # one-shot, fast: socket, else snapshot file
+    agentctx.satisfy("CARE", depth="deep")   # acked by the sidecar, or spooled if it is down
+    async with agentctx.subscribe() as updates: ...   # live (asyncio or trio)
+    with agentctx.Live() as live: ...                  # live, in a thread, for sync code
+
+Names are imported lazily: `import agentctx` costs almost nothing, and
+`agentctx.read()` never loads msgspec, anyio or watchfiles (hook start-up time).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "read": "agentctx.oneshot",
+    "read_snapshot": "agentctx.oneshot",
+    "DriveState": "agentctx.state",
+    "Event": "agentctx.state",
+    "Transition": "agentctx.state",
+    "satisfy": "agentctx.requests",
+    "bump": "agentctx.requests",
+    "reset": "agentctx.requests",
+    "Receipt": "agentctx.requests",
+    "subscribe": "agentctx.subscription",
+    "Subscription": "agentctx.subscription",
+    "Live": "agentctx.live",
+    "markdown": "agentctx.render",
+    "AgentctxError": "agentctx.errors",
+    "DaemonUnavailable": "agentctx.errors",
+    "RequestFailed": "agentctx.errors",
+    "StoreError": "agentctx.errors",
+    "ProtocolError": "agentctx.errors",
+    "ConfigError": "agentctx.errors",
+}
+
+__all__ = [
+    "AgentctxError",
+    "ConfigError",
+    "DaemonUnavailable",
+    "DriveState",
+    "Event",
+    "Live",
+    "ProtocolError",
+    "Receipt",
+    "RequestFailed",
+    "StoreError",
+    "Subscription",
+    "Transition",
+    "bump",
+    "markdown",
+    "read",
+    "read_snapshot",
+    "reset",
+    "satisfy",
+    "subscribe",
+]
+
+if TYPE_CHECKING:
+    from agentctx.errors import (
+        AgentctxError,
+        ConfigError,
+        DaemonUnavailable,
+        ProtocolError,
+        RequestFailed,
+        StoreError,
+    )
+    from agentctx.live import Live
+    from agentctx.oneshot import read, read_snapshot
+    from agentctx.render import markdown
+    from agentctx.requests import Receipt, bump, reset, satisfy
+    from agentctx.state import DriveState, Event, Transition
+    from agentctx.subscription import Subscription, subscribe
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentctx' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

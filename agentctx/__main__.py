@@ -1,0 +1,5 @@
+import sys
+
+from agentctx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""Per-session cursors for `agentctx context --changes-only`.
+
+A cursor remembers, for one agent session, each drive's band and last discrete
+event at the last injection. The next call injects again only when one of those
+moved, so a per-turn hook adds nothing to the context while nothing happened.
+Cursors are tiny files under the state dir, pruned after CURSOR_TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from agentctx import paths
+from agentctx.errors import StoreError
+from agentctx.files import atomic_write, read_file
+from agentctx.state import DriveState
+
+__all__ = ["CURSOR_TTL", "changed_since", "load_cursor", "save_cursor"]
+
+CURSOR_TTL: Final = 7 * 86400.0
+PRUNE_EVERY: Final = 3600.0
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+def cursor_dir() -> Path:
+    return paths.state_dir() / "cursors"
+
+
+def _path(session_id: str) -> Path:
+    name = (
+        session_id
+        if _SAFE.match(session_id) and not session_id.startswith(".")
+        else hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    )
+    return cursor_dir() / f"{name}.json"
+
+
+def _summary(state: DriveState) -> dict[str, Any]:
+    return {
+        "bands": {n: d.get("band") for n, d in state.drives.items()},
+        "events": {n: d.get("last_event") for n, d in state.drives.items()},
+    }
+
+
+def load_cursor(session_id: str) -> dict[str, Any] | None:
+    try:
+        data = read_file(_path(session_id))
+        obj = json.loads(data) if data is not None else None
+    except (StoreError, ValueError):
+        return None  # a damaged cursor only means one extra injection
+    return obj if isinstance(obj, dict) else None
+
+
+def changed_since(state: DriveState, cursor: dict[str, Any] | None) -> bool:
+    """True when a band moved or a drive was satisfied/bumped/reset since *cursor*."""
+    if cursor is None:
+        return True
+    now = _summary(state)
+    return bool(now["bands"] != cursor.get("bands") or now["events"] != cursor.get("events"))
+
+
+def save_cursor(session_id: str, state: DriveState) -> None:
+    directory = cursor_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = {**_summary(state), "seq": state.seq, "saved_at": time.time()}
+    atomic_write(_path(session_id), json.dumps(body).encode(), durable=False)
+    _prune(directory)
+
+
+def _prune(directory: Path) -> None:
+    """Drop cursors of sessions idle for CURSOR_TTL; at most once per PRUNE_EVERY."""
+    marker = directory / ".pruned"
+    now = time.time()
+    try:
+        if now - marker.stat().st_mtime < PRUNE_EVERY:
+            return
+    except FileNotFoundError:
+        pass
+    marker.touch()
+    for entry in os.scandir(directory):
+        if entry.name.endswith(".json"):
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime > CURSOR_TTL:
+                    os.unlink(entry.path)

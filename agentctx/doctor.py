@@ -1,0 +1,138 @@
+"""`agentctx doctor`: check every piece of the setup and say what to fix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable
+from typing import Final
+
+from agentctx import paths
+from agentctx.errors import AgentctxError
+from agentctx.oneshot import read_snapshot, read_socket
+from agentctx.spool import REJECTED_DIR, spool_files
+
+__all__ = ["UNIT", "doctor"]
+
+UNIT: Final = "agentctx-sidecar.service"
+SYSTEMCTL_TIMEOUT: Final = 5.0
+
+Check = tuple[bool, str, str]  # ok, what we saw, what to do about it
+
+
+def _runtime_dir() -> Check:
+    d = paths.runtime_dir()
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return False, f"runtime dir {d} does not exist", "start the sidecar (agentctx-sidecar run)"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return False, f"{d} is not a plain directory", f"remove {d}; the sidecar recreates it"
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return (
+            False,
+            f"{d} is not private (uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o})",
+            f"chmod 700 {d} (and own it)",
+        )
+    return True, f"runtime dir {d} is private (0700)", ""
+
+
+def _socket() -> Check:
+    try:
+        state = read_socket(1.0, client="agentctx-doctor")
+    except AgentctxError as exc:
+        return (
+            False,
+            f"no sidecar answering on {paths.socket_path()}: {exc}",
+            "start it: agentctx-sidecar run (or systemctl --user start agentctx-sidecar)",
+        )
+    return True, f"sidecar answering (seq {state.seq}, {len(state.drives)} drives)", ""
+
+
+def _snapshot() -> Check:
+    try:
+        state = read_snapshot()
+    except AgentctxError as exc:
+        return False, f"snapshot: {exc}", "start the sidecar; it writes the snapshot on start"
+    if state.stale:
+        return (
+            False,
+            f"snapshot {paths.snapshot_path()} is stale ({state.age_s:.0f}s old)",
+            "the sidecar is not ticking: check `journalctl --user -u agentctx-sidecar`",
+        )
+    return True, f"snapshot fresh ({state.age_s:.1f}s old)", ""
+
+
+def _config() -> Check:
+    from sidecar.config import load_config  # the daemon's own validator
+
+    path = paths.config_path()
+    try:
+        cfg = load_config(path, required=path.exists())
+    except AgentctxError as exc:
+        return False, f"config: {exc}", f"fix {path} (agentctx-sidecar check-config)"
+    return True, f"config: {cfg.source} ({len(cfg.drives)} drives)", ""
+
+
+def _spool() -> Check:
+    spool = paths.spool_dir()
+    pending = len(spool_files(spool))
+    rejected = len(spool_files(spool / REJECTED_DIR))
+    if rejected:
+        return (
+            False,
+            f"{rejected} spooled request(s) were rejected",
+            f"inspect {spool / REJECTED_DIR} (unknown drive or damaged), then delete them",
+        )
+    if pending:
+        return False, f"{pending} request(s) waiting in {spool}", "start the sidecar to apply them"
+    return True, "spool empty", ""
+
+
+def _systemd() -> Check:
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return True, "systemd: not available here (run the sidecar by hand)", ""
+    try:
+        out = subprocess.run(
+            [systemctl, "--user", "is-active", UNIT],
+            capture_output=True,
+            text=True,
+            timeout=SYSTEMCTL_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return True, f"systemd: no user manager reachable ({exc})", ""
+    state = out.stdout.strip() or out.stderr.strip()
+    if state == "active":
+        return True, f"systemd: {UNIT} active", ""
+    if "Failed to connect" in state or "No medium" in state:
+        return True, "systemd: no user manager reachable", ""
+    return (
+        False,
+        f"systemd: {UNIT} is {state or 'unknown'}",
+        "agentctx-sidecar install --now (or systemctl --user start agentctx-sidecar)",
+    )
+
+
+CHECKS: Final[list[Callable[[], Check]]] = [
+    _runtime_dir,
+    _socket,
+    _snapshot,
+    _config,
+    _spool,
+    _systemd,
+]
+
+
+def doctor() -> int:
+    problems = 0
+    for check in CHECKS:
+        ok, seen, fix = check()
+        print(f"{'✓' if ok else '✗'} {seen}")
+        if not ok:
+            problems += 1
+            print(f"    → {fix}")
+    print("all good" if not problems else f"{problems} problem(s)")
+    return 0 if not problems else 1

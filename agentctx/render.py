@@ -1,0 +1,136 @@
+"""Rendering a drive state for an agent's context, a terminal, or a program.
+
+`markdown()` follows emergence's DRIVES.md block (the format agents already
+know): drives sorted by ratio, triggered ones first and called out with their
+prompt, a marker per drive, and an honest freshness line. It fits a character
+budget by dropping detail before dropping drives.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Final
+
+from agentctx.state import DriveState
+
+__all__ = ["DEFAULT_MAX_CHARS", "bar", "by_urgency", "freshness", "markdown", "plain", "to_json"]
+
+DEFAULT_MAX_CHARS: Final = 2000
+_HOT: Final = frozenset({"triggered", "crisis", "emergency"})
+_MARK: Final = {"emergency": "🔴", "crisis": "🔴", "triggered": "🔴", "elevated": "🟡"}
+
+
+def by_urgency(state: DriveState) -> list[tuple[str, dict[str, Any]]]:
+    """Triggered (and worse) drives first, then by ratio, highest first."""
+    return sorted(
+        state.drives.items(),
+        key=lambda kv: (kv[1].get("band") not in _HOT, -float(kv[1].get("ratio", 0))),
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def freshness(state: DriveState) -> str:
+    where = "live" if state.source == "socket" else "from the snapshot file"
+    text = f"{where}, {_age(state.age_s)} old"
+    if state.stale:
+        text = f"⚠ STALE: {text}; the sidecar looks down, numbers may be out of date"
+    return text
+
+
+def _num(x: Any) -> str:
+    return f"{float(x):.1f}"
+
+
+def _drive_line(name: str, d: dict[str, Any], with_description: bool) -> str:
+    pct = round(float(d.get("ratio", 0)) * 100)
+    line = (
+        f"{_MARK.get(d.get('band', ''), '🟢')} {name}: {_num(d.get('pressure', 0))}/"
+        f"{float(d.get('threshold', 0)):g} ({pct}%, {d.get('band', '?')})"
+    )
+    if d.get("status") == "satisfied":
+        line += " ✓ just satisfied"
+    desc = d.get("description")
+    if with_description and desc:
+        line += f" — {desc}"
+    return line
+
+
+def markdown(state: DriveState, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """The DRIVES.md-style block, at most *max_chars* characters."""
+    drives = by_urgency(state)
+    hot = [(n, d) for n, d in drives if d.get("band") in _HOT]
+    head = [
+        "## Drives State",
+        f"*{len(drives)} drives, updated {state.last_tick} ({freshness(state)})*",
+        "",
+    ]
+
+    def build(prompts: bool, descriptions: bool, keep: int) -> str:
+        lines = list(head)
+        if hot:
+            lines.append("**🔥 Triggered:**")
+            for name, d in hot:
+                item = (
+                    f"- **{name}** at {round(float(d.get('ratio', 0)) * 100)}% "
+                    f"({_num(d.get('pressure', 0))}/{float(d.get('threshold', 0)):g})"
+                )
+                prompt = str(d.get("prompt") or "").strip()
+                if prompts and prompt:
+                    item += f" — {prompt.splitlines()[0]}"
+                lines.append(item)
+            lines.append("")
+        lines += [_drive_line(n, d, descriptions) for n, d in drives[:keep]]
+        if keep < len(drives):
+            lines.append(f"… and {len(drives) - keep} more")
+        return "\n".join(lines)
+
+    for prompts, descriptions in ((True, True), (True, False), (False, False)):
+        text = build(prompts, descriptions, len(drives))
+        if len(text) <= max_chars:
+            return text
+    for keep in range(len(drives) - 1, -1, -1):
+        text = build(False, False, keep)
+        if len(text) <= max_chars:
+            return text
+    return text[: max(0, max_chars - 1)] + "…"
+
+
+def bar(d: dict[str, Any], width: int = 20) -> str:
+    """Pressure as a bar over the drive's full range (0 .. max_pressure)."""
+    top = float(d.get("max_pressure") or d.get("threshold") or 1.0)
+    filled = max(0, min(width, round(float(d.get("pressure", 0)) / top * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def plain(state: DriveState) -> str:
+    """A table for `agentctx status`."""
+    rows = [f"{'DRIVE':<14} {'PRESSURE':>9} {'THRESH':>7} {'RATIO':>6}  {'BAND':<10} STATUS"]
+    for name, d in by_urgency(state):
+        rows.append(
+            f"{name:<14} {float(d.get('pressure', 0)):>9.2f} {float(d.get('threshold', 0)):>7g} "
+            f"{float(d.get('ratio', 0)):>6.2f}  {d.get('band', '?'):<10} {d.get('status', '?')}"
+        )
+    rows.append(f"seq {state.seq}, {freshness(state)}")
+    return "\n".join(rows)
+
+
+def to_json(state: DriveState) -> str:
+    """The state plus where it came from and how old it is, for programs."""
+    out = {k: v for k, v in state.data.items() if k not in ("type", "id")}
+    out.update(
+        source=state.source,
+        age_s=round(state.age_s, 3),
+        stale=state.stale,
+        read_at=round(time.time(), 3),
+    )
+    return json.dumps(out, indent=2, ensure_ascii=False)

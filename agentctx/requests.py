@@ -1,0 +1,175 @@
+"""`satisfy()`, `bump()`, `reset()`: acknowledged by the daemon, or spooled.
+
+A request goes over the socket and waits for its ack (the daemon acks only once
+the change is on disk). When the daemon is down, silent, or could not save, the
+request is written durably to the spool instead and the call says "queued": the
+daemon applies it exactly once when it is back, at the instant it was made. The
+request_id makes that safe even when the ack was merely lost: a request applied
+and then spooled again is recognised and not applied twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Final, Literal
+
+from agentctx import paths
+from agentctx.errors import DaemonUnavailable, ProtocolError, RequestFailed, StoreError
+from agentctx.oneshot import read_snapshot
+from agentctx.protocol import (
+    DEPTHS,
+    E_NOT_DURABLE,
+    E_UNKNOWN_DRIVE,
+    BadMessage,
+    Bump,
+    Depth,
+    Request,
+    Reset,
+    Satisfy,
+    decode_client,
+    encode,
+    encode_message,
+)
+from agentctx.spool import spool_request
+from agentctx.sync import SyncConnection
+
+__all__ = ["ACK_TIMEOUT", "Receipt", "bump", "reset", "satisfy", "submit"]
+
+ACK_TIMEOUT: Final = 2.0  # connect + durable save + ack; past this the request is spooled
+_ID: Final = 1
+
+
+class Receipt:
+    """What happened to a request: "acked" (with the seq that reflects it) or
+    "queued" (durably spooled; the daemon applies it when it is back)."""
+
+    __slots__ = ("path", "request_id", "seq", "status")
+
+    def __init__(
+        self,
+        status: Literal["acked", "queued"],
+        request_id: str,
+        seq: int | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.status = status
+        self.request_id = request_id
+        self.seq = seq
+        self.path = path
+
+    def __repr__(self) -> str:
+        where = f"seq={self.seq}" if self.status == "acked" else f"spool={self.path}"
+        return f"Receipt({self.status}, {where}, request_id={self.request_id!r})"
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def satisfy(
+    drive: str,
+    depth: Depth | None = None,
+    amount: float | None = None,
+    reason: str | None = None,
+    *,
+    request_id: str | None = None,
+    timeout: float = ACK_TIMEOUT,
+) -> Receipt:
+    """Cut *drive*'s pressure by a depth (shallow/moderate/deep/full) or an amount."""
+    if depth is not None and depth not in DEPTHS:
+        raise RequestFailed(
+            "bad_request", f"unknown depth {depth!r} (expected {', '.join(DEPTHS)})"
+        )
+    if depth is not None and amount is not None:
+        raise RequestFailed("bad_request", "give a depth or an amount, not both")
+    req = Satisfy(
+        id=_ID,
+        request_id=request_id or _new_id(),
+        drive=drive,
+        depth=depth,
+        amount=amount,
+        reason=reason,
+    )
+    return submit(req, timeout=timeout)
+
+
+def bump(
+    drive: str,
+    amount: float,
+    reason: str | None = None,
+    *,
+    request_id: str | None = None,
+    timeout: float = ACK_TIMEOUT,
+) -> Receipt:
+    """Add *amount* of pressure to *drive* (how activity-driven drives grow)."""
+    req = Bump(
+        id=_ID, request_id=request_id or _new_id(), drive=drive, amount=amount, reason=reason
+    )
+    return submit(req, timeout=timeout)
+
+
+def reset(
+    drive: str | None = None,
+    reason: str | None = None,
+    *,
+    request_id: str | None = None,
+    timeout: float = ACK_TIMEOUT,
+) -> Receipt:
+    """Set *drive*'s pressure (or every drive's, with None) to zero."""
+    req = Reset(id=_ID, request_id=request_id or _new_id(), drive=drive, reason=reason)
+    return submit(req, timeout=timeout)
+
+
+def _validate(req: Request) -> None:
+    """The same schema check the daemon does, before anything leaves this process."""
+    amount = getattr(req, "amount", None)
+    if amount is not None and not (isinstance(amount, int | float) and math.isfinite(amount)):
+        raise RequestFailed("bad_request", f"amount must be a finite number, got {amount!r}")
+    try:
+        decode_client(encode(req))
+    except BadMessage as exc:
+        raise RequestFailed("bad_request", exc.message) from None
+
+
+def _check_drive_offline(req: Request) -> None:
+    """With the daemon down, catch an unknown drive now rather than at drain time."""
+    if req.drive is None:
+        return
+    try:
+        known = read_snapshot().drives
+    except (DaemonUnavailable, StoreError):
+        return  # nothing to check against: the daemon will judge
+    if req.drive.upper() not in known:
+        raise RequestFailed(
+            E_UNKNOWN_DRIVE, f"unknown drive {req.drive!r} (known: {', '.join(sorted(known))})"
+        )
+
+
+def submit(
+    req: Request,
+    *,
+    timeout: float = ACK_TIMEOUT,
+    socket_path: Path | None = None,
+    spool_dir: Path | None = None,
+) -> Receipt:
+    """Send *req*; on an ack return "acked", when the daemon is unreachable spool it.
+    RequestFailed for a request the daemon refuses (unknown drive, bad values)."""
+    _validate(req)
+    made_at = time.time()
+    deadline = time.monotonic() + timeout
+    path = socket_path or paths.socket_path()
+    try:
+        with SyncConnection.open(path, deadline, "agentctx", extra=encode_message(req)) as conn:
+            msg = conn.answer(req.id)
+    except (DaemonUnavailable, ProtocolError):
+        _check_drive_offline(req)
+        return Receipt("queued", req.request_id, path=spool_request(req, made_at, spool_dir))
+    if msg.get("type") == "ack":
+        return Receipt("acked", req.request_id, seq=int(msg["seq"]))
+    code, message = str(msg.get("code", "error")), str(msg.get("message", ""))
+    if code == E_NOT_DURABLE:  # applied but not saved: the spool makes it durable
+        return Receipt("queued", req.request_id, path=spool_request(req, made_at, spool_dir))
+    raise RequestFailed(code, message)

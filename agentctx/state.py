@@ -1,0 +1,124 @@
+"""What a client holds: a drive state, where it came from, and how old it is.
+
+`DriveState` is a thin view over the state JSON exactly as the daemon sends it
+(the schema itself is `agentctx.protocol.State`): the hook fast path reads it
+with the stdlib `json` module, so nothing here imports msgspec or anyio.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+__all__ = ["STALE_MIN_S", "STALE_TICKS", "DriveState", "Event", "Transition"]
+
+STALE_TICKS: Final = 3  # older than this many tick intervals counts as stale...
+STALE_MIN_S: Final = 5.0  # ...but never less than this (scheduling jitter on 1 s ticks)
+
+
+class DriveState:
+    """A full drive state. `source` is "socket" or "file"; `age_s` is how long ago
+    the daemon ticked it (at the time it was received); `stale` says whether that is
+    more than a few tick intervals, i.e. the daemon is probably not running."""
+
+    __slots__ = ("data", "received_at", "source")
+
+    def __init__(self, data: dict[str, Any], source: str, received_at: float | None = None):
+        self.data = data
+        self.source = source
+        self.received_at = time.time() if received_at is None else received_at
+
+    @property
+    def seq(self) -> int:
+        return int(self.data.get("seq", 0))
+
+    @property
+    def boot_id(self) -> str:
+        return str(self.data.get("boot_id", ""))
+
+    @property
+    def tick_ts(self) -> float:
+        return float(self.data.get("tick_ts", 0.0))
+
+    @property
+    def tick_interval(self) -> float:
+        return float(self.data.get("tick_interval", 1.0))
+
+    @property
+    def last_tick(self) -> str:
+        return str(self.data.get("last_tick", ""))
+
+    @property
+    def drives(self) -> dict[str, dict[str, Any]]:
+        """Drive name -> its fields (pressure, threshold, ratio, band, status, ...)."""
+        drives: dict[str, dict[str, Any]] = self.data.get("drives", {})
+        return drives
+
+    @property
+    def age_s(self) -> float:
+        return max(0.0, self.received_at - self.tick_ts)
+
+    @property
+    def stale(self) -> bool:
+        return self.age_s > max(STALE_TICKS * self.tick_interval, STALE_MIN_S)
+
+    def newer_than(self, other: DriveState | None) -> bool:
+        """Whether this state should replace *other* for a reader that must never go
+        back. `seq` continues across daemon restarts, so it decides; only a daemon that
+        lost its state (new boot_id, lower seq) is followed, and only if its tick is
+        more recent."""
+        if other is None:
+            return True
+        if self.seq > other.seq:
+            return True
+        return (
+            self.boot_id != other.boot_id and self.seq < other.seq and self.tick_ts > other.tick_ts
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DriveState(seq={self.seq}, source={self.source!r}, age_s={self.age_s:.1f}, "
+            f"drives={sorted(self.drives)})"
+        )
+
+
+class Event:
+    """A discrete change pushed by the daemon: band_changed, satisfied, bumped, reset."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def kind(self) -> str:
+        return str(self.data["kind"])
+
+    @property
+    def drive(self) -> str:
+        return str(self.data["drive"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.data["seq"])
+
+    def __repr__(self) -> str:
+        extra = (
+            f" {self.data.get('from')}->{self.data.get('to')}"
+            if self.kind == "band_changed"
+            else ""
+        )
+        return f"Event({self.kind} {self.drive}{extra}, seq={self.seq})"
+
+
+class Transition:
+    """The subscription switched between the live socket and the snapshot file."""
+
+    __slots__ = ("mode", "reason")
+
+    def __init__(self, mode: str, reason: str) -> None:
+        self.mode = mode  # "live" or "fallback"
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Transition({self.mode}: {self.reason})"

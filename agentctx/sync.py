@@ -1,0 +1,107 @@
+"""A blocking, stdlib-only connection to the sidecar, for short-lived processes.
+
+Hooks start a fresh Python for every prompt, so this path imports nothing heavy
+(no msgspec, no asyncio/anyio): socket, struct, json. Every call takes an
+absolute deadline; "down" means no answer before it, which also covers socket
+activation (connect succeeds, nobody speaks) and a hung daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from agentctx.errors import DaemonUnavailable, ProtocolError
+from agentctx.framing import FrameDecoder, encode_frame
+
+__all__ = ["SyncConnection"]
+
+_PEERCRED = struct.Struct("3i")
+PROTO = 1
+
+
+class SyncConnection:
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self._decoder = FrameDecoder()
+        self._frames: list[bytes] = []
+
+    @classmethod
+    def open(
+        cls, path: Path, deadline: float, client: str, subscribe: bool = False, extra: bytes = b""
+    ) -> SyncConnection:
+        """Connect, check the server is us, send hello (and *extra* frames in the
+        same write). DaemonUnavailable when there is no usable socket."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        conn = cls(sock, deadline)
+        try:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.connect(str(path))
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            _pid, uid, _gid = _PEERCRED.unpack(raw)
+            if uid != os.getuid():
+                raise DaemonUnavailable(f"{path}: served by uid {uid}, not by us; not trusted")
+            hello = {"type": "hello", "proto": PROTO, "client": client, "subscribe": subscribe}
+            sock.sendall(encode_frame(json.dumps(hello).encode()) + extra)
+        except OSError as exc:
+            sock.close()
+            raise DaemonUnavailable(f"{path}: {exc.strerror or exc}") from None
+        except DaemonUnavailable:
+            sock.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> SyncConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, payload: bytes) -> None:
+        try:
+            self.sock.settimeout(max(0.001, self.deadline - time.monotonic()))
+            self.sock.sendall(encode_frame(payload))
+        except OSError as exc:
+            raise DaemonUnavailable(f"send failed: {exc.strerror or exc}") from None
+
+    def recv(self) -> dict[str, Any]:
+        """The next frame as a dict; DaemonUnavailable at the deadline or on EOF."""
+        while not self._frames:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise DaemonUnavailable("no answer from the sidecar in time")
+            try:
+                self.sock.settimeout(left)
+                data = self.sock.recv(1 << 16)
+            except TimeoutError:
+                raise DaemonUnavailable("no answer from the sidecar in time") from None
+            except OSError as exc:
+                raise DaemonUnavailable(f"connection lost: {exc.strerror or exc}") from None
+            if not data:
+                raise DaemonUnavailable("the sidecar closed the connection")
+            self._frames.extend(self._decoder.feed(data))
+        try:
+            msg = json.loads(self._frames.pop(0))
+        except ValueError as exc:
+            raise ProtocolError(f"bad frame from the sidecar: {exc}") from None
+        if not isinstance(msg, dict):
+            raise ProtocolError("bad frame from the sidecar: not an object")
+        return msg
+
+    def answer(self, id: int) -> dict[str, Any]:
+        """Frames until the one answering request *id* (welcome etc. skipped)."""
+        while True:
+            msg = self.recv()
+            if msg.get("id") == id:
+                return msg
+            if msg.get("type") == "error" and msg.get("id") is None:
+                raise DaemonUnavailable(f"sidecar error: {msg.get('code')}: {msg.get('message')}")
