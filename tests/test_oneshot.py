@@ -133,7 +133,7 @@ def test_file_landing_in_spool_is_drained_live(make_daemon: Factory) -> None:
     from agentctx.protocol import Bump
     from agentctx.spool import spool_request
 
-    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    make_daemon({"B": BUCKET}, tick_interval=3600)
     spool_request(Bump(id=1, request_id="dropped-in", drive="B", amount=7.0))
     deadline = time.monotonic() + 5
     while agentctx.read().drives["B"]["pressure"] != 7.0:
