@@ -18,9 +18,13 @@ import json
 import os
 import select
 import sys
-from typing import Any, Final, NoReturn
 
 from agentctx.errors import AgentctxError, DaemonUnavailable, RequestFailed, StoreError
+
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, NoReturn
 
 __all__ = ["main"]
 

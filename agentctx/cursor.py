@@ -9,18 +9,20 @@ Cursors are tiny files under the state dir, pruned after CURSOR_TTL.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import time
-from pathlib import Path
-from typing import Any, Final
 
 from agentctx import paths
 from agentctx.errors import StoreError
 from agentctx.files import atomic_write, read_file
 from agentctx.state import DriveState
+
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = ["CURSOR_TTL", "changed_since", "load_cursor", "save_cursor"]
 
@@ -29,17 +31,18 @@ PRUNE_EVERY: Final = 3600.0
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
-def cursor_dir() -> Path:
-    return paths.state_dir() / "cursors"
+def cursor_dir() -> str:
+    return os.path.join(paths.state_dir(), "cursors")
 
 
-def _path(session_id: str) -> Path:
-    name = (
-        session_id
-        if _SAFE.match(session_id) and not session_id.startswith(".")
-        else hashlib.sha256(session_id.encode()).hexdigest()[:32]
-    )
-    return cursor_dir() / f"{name}.json"
+def _path(session_id: str) -> str:
+    if _SAFE.match(session_id) and not session_id.startswith("."):
+        name = session_id  # Claude Code session ids are UUIDs: the usual case
+    else:
+        import hashlib  # only for odd ids; keeps the per-turn hook's imports small
+
+        name = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    return os.path.join(cursor_dir(), f"{name}.json")
 
 
 def _summary(state: DriveState) -> dict[str, Any]:
@@ -68,22 +71,23 @@ def changed_since(state: DriveState, cursor: dict[str, Any] | None) -> bool:
 
 def save_cursor(session_id: str, state: DriveState) -> None:
     directory = cursor_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     body = {**_summary(state), "seq": state.seq, "saved_at": time.time()}
     atomic_write(_path(session_id), json.dumps(body).encode(), durable=False)
     _prune(directory)
 
 
-def _prune(directory: Path) -> None:
+def _prune(directory: str) -> None:
     """Drop cursors of sessions idle for CURSOR_TTL; at most once per PRUNE_EVERY."""
-    marker = directory / ".pruned"
+    marker = os.path.join(directory, ".pruned")
     now = time.time()
     try:
-        if now - marker.stat().st_mtime < PRUNE_EVERY:
+        if now - os.stat(marker).st_mtime < PRUNE_EVERY:
             return
     except FileNotFoundError:
         pass
-    marker.touch()
+    with open(marker, "w"):
+        pass
     for entry in os.scandir(directory):
         if entry.name.endswith(".json"):
             with contextlib.suppress(OSError):

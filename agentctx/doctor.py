@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from agentctx import paths
@@ -68,7 +69,7 @@ def _snapshot() -> Check:
 def _config() -> Check:
     from sidecar.config import load_config  # the daemon's own validator
 
-    path = paths.config_path()
+    path = Path(paths.config_path())
     try:
         cfg = load_config(path, required=path.exists())
     except AgentctxError as exc:
@@ -77,7 +78,7 @@ def _config() -> Check:
 
 
 def _spool() -> Check:
-    spool = paths.spool_dir()
+    spool = Path(paths.spool_dir())
     pending = len(spool_files(spool))
     rejected = len(spool_files(spool / REJECTED_DIR))
     if rejected:

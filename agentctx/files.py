@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
-from pathlib import Path
-from typing import Final
 
 from agentctx.errors import StoreError
 
-__all__ = ["MAX_STATE_FILE", "atomic_write", "clean_orphans", "fsync_dir", "read_file"]
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
-log = logging.getLogger(__name__)
+    from agentctx.paths import StrPath
+
+__all__ = ["MAX_STATE_FILE", "atomic_write", "clean_orphans", "fsync_dir", "read_file"]
 
 MAX_STATE_FILE: Final = 16 << 20  # a state is a few KiB; refuse to slurp anything absurd
 TMP_SUFFIX: Final = ".tmp"
 _counter = itertools.count()
 
 
-def read_file(path: Path, limit: int = MAX_STATE_FILE) -> bytes | None:
+def read_file(path: StrPath, limit: int = MAX_STATE_FILE) -> bytes | None:
     """The bytes of *path*, None if absent. Never follows a symlink; StoreError otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -46,14 +48,15 @@ def read_file(path: Path, limit: int = MAX_STATE_FILE) -> bytes | None:
     return data
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool, mode: int = 0o600) -> None:
+def atomic_write(path: StrPath, data: bytes, *, durable: bool, mode: int = 0o600) -> None:
     """Replace *path* with *data* atomically; with ``durable``, crash-safely too.
 
     A failed write leaves the old file intact and no temp file behind. After an
     fsync error the data may be lost from the page cache (Linux drops dirty pages
     it could not write), so the caller must write a fresh file, never fsync again.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}{TMP_SUFFIX}")
+    directory, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{next(_counter)}{TMP_SUFFIX}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
@@ -72,10 +75,10 @@ def atomic_write(path: Path, data: bytes, *, durable: bool, mode: int = 0o600) -
         _unlink_quietly(tmp)
         raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
     if durable:
-        fsync_dir(path.parent)
+        fsync_dir(directory or ".")
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: StrPath) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
@@ -88,23 +91,22 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _unlink_quietly(path: Path) -> None:
+def _unlink_quietly(path: StrPath) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
 
 
-def clean_orphans(path: Path) -> int:
+def clean_orphans(path: StrPath) -> int:
     """Remove temp files a crashed writer of *path* left behind; return how many."""
     removed = 0
-    prefix = f".{path.name}."
+    directory, name = os.path.split(os.fspath(path))
+    prefix = f".{name}."
     try:
-        entries = list(os.scandir(path.parent))
+        entries = list(os.scandir(directory or "."))
     except FileNotFoundError:
         return 0
     for entry in entries:
         if entry.name.startswith(prefix) and entry.name.endswith(TMP_SUFFIX):
-            _unlink_quietly(Path(entry.path))
+            _unlink_quietly(entry.path)
             removed += 1
-    if removed:
-        log.info("removed %d orphan temp file(s) of %s", removed, path)
     return removed

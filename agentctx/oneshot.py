@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import Any, Final
 
 from agentctx import paths
 from agentctx.errors import DaemonUnavailable, ProtocolError, StoreError
@@ -18,6 +16,13 @@ from agentctx.files import read_file
 from agentctx.framing import encode_frame
 from agentctx.state import DriveState
 from agentctx.sync import SyncConnection
+
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+    from agentctx.paths import StrPath
 
 __all__ = ["DEFAULT_TIMEOUT", "read", "read_snapshot"]
 
@@ -29,8 +34,8 @@ _GET: Final = encode_frame(b'{"type":"get","id":1}')
 def read(
     timeout: float = DEFAULT_TIMEOUT,
     *,
-    socket_path: Path | None = None,
-    snapshot_path: Path | None = None,
+    socket_path: StrPath | None = None,
+    snapshot_path: StrPath | None = None,
     client: str = "agentctx.oneshot",
 ) -> DriveState:
     """The current drive state. Raises DaemonUnavailable when neither the socket nor
@@ -44,7 +49,7 @@ def read(
 def read_socket(
     timeout: float = DEFAULT_TIMEOUT,
     *,
-    socket_path: Path | None = None,
+    socket_path: StrPath | None = None,
     client: str = "agentctx.oneshot",
 ) -> DriveState:
     path = socket_path or paths.socket_path()
@@ -56,7 +61,7 @@ def read_socket(
     return DriveState(_checked(msg, str(path)), "socket")
 
 
-def read_snapshot(path: Path | None = None) -> DriveState:
+def read_snapshot(path: StrPath | None = None) -> DriveState:
     path = path or paths.snapshot_path()
     data = read_file(path)
     if data is None:

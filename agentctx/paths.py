@@ -5,19 +5,29 @@ environment, so they always agree. systemd's `$STATE_DIRECTORY` is deliberately
 ignored: before systemd 254 a user unit's `StateDirectory=` maps to ~/.config,
 which would split the spool between two places (DESIGN.md, Files).
 
-Stdlib only: this module is on the hook's fast path.
+Plain `str` paths and `os.path` only: this module is on the hook's start-up path,
+where importing pathlib alone costs a few milliseconds. Callers that want Path
+objects wrap the result.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
     "APP",
+    "DURABLE_NAME",
+    "LOCK_NAME",
+    "SNAPSHOT_NAME",
+    "SOCKET_NAME",
+    "SPOOL_NAME",
     "config_path",
-    "durable_path",
-    "lock_path",
     "runtime_dir",
     "snapshot_path",
     "socket_path",
@@ -34,56 +44,45 @@ SPOOL_NAME = "spool"
 
 
 def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
+    return os.environ.get(name) or None
 
 
-def runtime_dir() -> Path:
+def runtime_dir() -> str:
     """`$AGENTCTX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agentctx`, else `/tmp/agentctx-UID`."""
     explicit = _env("AGENTCTX_RUNTIME_DIR")
     if explicit:
-        return Path(explicit)
+        return explicit
     xdg = _env("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / APP
-    return Path("/tmp") / f"{APP}-{os.getuid()}"
+        return os.path.join(xdg, APP)
+    return os.path.join("/tmp", f"{APP}-{os.getuid()}")
 
 
-def state_dir() -> Path:
+def state_dir() -> str:
     """`$AGENTCTX_STATE_DIR`, else `$XDG_STATE_HOME/agentctx` (default ~/.local/state)."""
     explicit = _env("AGENTCTX_STATE_DIR")
     if explicit:
-        return Path(explicit)
-    xdg = _env("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / APP
+        return explicit
+    base = _env("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, APP)
 
 
-def config_path() -> Path:
+def config_path() -> str:
     """`$AGENTCTX_CONFIG`, else `$XDG_CONFIG_HOME/agentctx/drives.toml` (default ~/.config)."""
     explicit = _env("AGENTCTX_CONFIG")
     if explicit:
-        return Path(explicit)
-    xdg = _env("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".config"
-    return base / APP / "drives.toml"
+        return explicit
+    base = _env("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, APP, "drives.toml")
 
 
-def socket_path(runtime: Path | None = None) -> Path:
-    return (runtime or runtime_dir()) / SOCKET_NAME
+def socket_path() -> str:
+    return os.path.join(runtime_dir(), SOCKET_NAME)
 
 
-def snapshot_path(runtime: Path | None = None) -> Path:
-    return (runtime or runtime_dir()) / SNAPSHOT_NAME
+def snapshot_path() -> str:
+    return os.path.join(runtime_dir(), SNAPSHOT_NAME)
 
 
-def lock_path(runtime: Path | None = None) -> Path:
-    return (runtime or runtime_dir()) / LOCK_NAME
-
-
-def durable_path(state: Path | None = None) -> Path:
-    return (state or state_dir()) / DURABLE_NAME
-
-
-def spool_dir(state: Path | None = None) -> Path:
-    return (state or state_dir()) / SPOOL_NAME
+def spool_dir() -> str:
+    return os.path.join(state_dir(), SPOOL_NAME)

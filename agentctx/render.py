@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Final
 
 from agentctx.state import DriveState
+
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = ["DEFAULT_MAX_CHARS", "bar", "by_urgency", "freshness", "markdown", "plain", "to_json"]
 

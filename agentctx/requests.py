@@ -36,6 +36,10 @@ from agentctx.protocol import (
 from agentctx.spool import spool_request
 from agentctx.sync import SyncConnection
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from agentctx.paths import StrPath
+
 __all__ = ["ACK_TIMEOUT", "Receipt", "bump", "reset", "satisfy", "submit"]
 
 ACK_TIMEOUT: Final = 2.0  # connect + durable save + ack; past this the request is spooled
@@ -152,7 +156,7 @@ def submit(
     req: Request,
     *,
     timeout: float = ACK_TIMEOUT,
-    socket_path: Path | None = None,
+    socket_path: StrPath | None = None,
     spool_dir: Path | None = None,
 ) -> Receipt:
     """Send *req*; on an ack return "acked", when the daemon is unreachable spool it.

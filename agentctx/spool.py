@@ -30,7 +30,7 @@ def spool_request(
     req: Request, made_at: float | None = None, directory: Path | None = None
 ) -> Path:
     """Write *req* durably to the spool; return its path. StoreError if that fails."""
-    directory = directory or paths.spool_dir()
+    directory = directory or Path(paths.spool_dir())
     made_at = time.time() if made_at is None else made_at
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)

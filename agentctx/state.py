@@ -8,7 +8,11 @@ with the stdlib `json` module, so nothing here imports msgspec or anyio.
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = ["STALE_MIN_S", "STALE_TICKS", "DriveState", "Event", "Transition"]
 

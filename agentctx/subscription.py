@@ -61,8 +61,8 @@ class Subscription:
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.client = client
-        self.socket_path = socket_path or paths.socket_path()
-        self.snapshot_path = snapshot_path or paths.snapshot_path()
+        self.socket_path = socket_path or Path(paths.socket_path())
+        self.snapshot_path = snapshot_path or Path(paths.snapshot_path())
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.backstop = backstop

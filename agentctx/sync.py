@@ -13,11 +13,16 @@ import os
 import socket
 import struct
 import time
-from pathlib import Path
-from typing import Any
 
 from agentctx.errors import DaemonUnavailable, ProtocolError
 from agentctx.framing import FrameDecoder, encode_frame
+
+# typing is not imported at run time: this module is on the hook's start-up path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from agentctx.paths import StrPath
 
 __all__ = ["SyncConnection"]
 
@@ -34,7 +39,12 @@ class SyncConnection:
 
     @classmethod
     def open(
-        cls, path: Path, deadline: float, client: str, subscribe: bool = False, extra: bytes = b""
+        cls,
+        path: StrPath,
+        deadline: float,
+        client: str,
+        subscribe: bool = False,
+        extra: bytes = b"",
     ) -> SyncConnection:
         """Connect, check the server is us, send hello (and *extra* frames in the
         same write). DaemonUnavailable when there is no usable socket."""
@@ -42,7 +52,7 @@ class SyncConnection:
         conn = cls(sock, deadline)
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
-            sock.connect(str(path))
+            sock.connect(os.fspath(path))
             raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
             _pid, uid, _gid = _PEERCRED.unpack(raw)
             if uid != os.getuid():

@@ -35,7 +35,7 @@ files:
   config    --config, else $AGENTCTX_CONFIG, else {paths.config_path()}
   socket    {paths.socket_path()}
   snapshot  {paths.snapshot_path()}   (cat it to see the state)
-  state     {paths.durable_path()}
+  state     {paths.state_dir()}/{paths.DURABLE_NAME}
 exit codes: 0 ok, 1 could not start / failed, 2 bad usage or invalid config
 """
 
@@ -97,7 +97,7 @@ def _config_source(explicit: Path | None) -> tuple[Path, bool]:
     """The config path and whether it must exist (explicitly named ones must)."""
     if explicit is not None:
         return explicit, True
-    return paths.config_path(), bool(os.environ.get("AGENTCTX_CONFIG"))
+    return Path(paths.config_path()), bool(os.environ.get("AGENTCTX_CONFIG"))
 
 
 def _setup_logging(level: str) -> None:

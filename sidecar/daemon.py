@@ -52,27 +52,29 @@ class Paths:
 
     @classmethod
     def resolve(cls, runtime: Path | None = None, state: Path | None = None) -> Paths:
-        return cls(runtime or default_paths.runtime_dir(), state or default_paths.state_dir())
+        return cls(
+            runtime or Path(default_paths.runtime_dir()), state or Path(default_paths.state_dir())
+        )
 
     @property
     def socket(self) -> Path:
-        return default_paths.socket_path(self.runtime)
+        return self.runtime / default_paths.SOCKET_NAME
 
     @property
     def snapshot(self) -> Path:
-        return default_paths.snapshot_path(self.runtime)
+        return self.runtime / default_paths.SNAPSHOT_NAME
 
     @property
     def lock(self) -> Path:
-        return default_paths.lock_path(self.runtime)
+        return self.runtime / default_paths.LOCK_NAME
 
     @property
     def durable(self) -> Path:
-        return default_paths.durable_path(self.state)
+        return self.state / default_paths.DURABLE_NAME
 
     @property
     def spool(self) -> Path:
-        return default_paths.spool_dir(self.state)
+        return self.state / default_paths.SPOOL_NAME
 
 
 @dataclass
@@ -111,7 +113,8 @@ def restore(config: Config, paths: Paths, now: float) -> Restored:
     time they were made, then the first tick catches up to *now* by wall clock.
     Damaged files are reported, never fatal."""
     for path in (paths.durable, paths.snapshot):
-        clean_orphans(path)
+        if removed := clean_orphans(path):
+            log.info("removed %d orphan temp file(s) of %s", removed, path)
     durable: Durable | None = None
     snap: State | None = None
     try:

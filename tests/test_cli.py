@@ -1,0 +1,209 @@
+"""The `agentctx` command: output shapes, hook mode, exit codes, error lines."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import BUCKET
+from support import REPO, DaemonProcess
+
+Factory = Callable[..., DaemonProcess]
+
+
+def run(
+    env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentctx", *args],
+        env=env,
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def hook(env: dict[str, str], session: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    payload = json.dumps(
+        {
+            "session_id": session,
+            "hook_event_name": "UserPromptSubmit",
+            "prompt": "hi",
+            "cwd": "/tmp",
+        }
+    )
+    return run(env, "context", "--hook", "claude", *extra, stdin=payload)
+
+
+def test_status_table_and_json(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon()
+    table = run(env, "status")
+    assert table.returncode == 0
+    assert "CARE" in table.stdout and "PRESSURE" in table.stdout and "live" in table.stdout
+    data = json.loads(run(env, "status", "--json").stdout)
+    assert data["source"] == "socket" and data["age_s"] < 5 and data["stale"] is False
+    assert set(data["drives"]) == {"CARE", "MAINTENANCE", "REST", "WANDER"}
+
+
+def test_hook_json_shape(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon()
+    result = hook(env, "s1")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    spec = out["hookSpecificOutput"]
+    assert spec["hookEventName"] == "UserPromptSubmit"
+    assert spec["additionalContext"].startswith("## Drives State")
+    assert "CARE" in spec["additionalContext"]
+    start = run(
+        env,
+        "context",
+        "--hook",
+        "claude",
+        stdin=json.dumps({"session_id": "s1", "hook_event_name": "SessionStart"}),
+    )
+    assert json.loads(start.stdout)["hookSpecificOutput"]["hookEventName"] == "SessionStart"
+
+
+def test_changes_only_is_silent_until_something_happens(
+    make_daemon: Factory, env: dict[str, str]
+) -> None:
+    make_daemon({"B": BUCKET, "C": {"threshold": 10, "activity_driven": True}}, tick_interval=0.1)
+    first = hook(env, "sess-a", "--changes-only")
+    assert first.returncode == 0 and first.stdout.strip()
+    second = hook(env, "sess-a", "--changes-only")
+    assert second.returncode == 0 and second.stdout == ""  # ticks alone change nothing
+    other = hook(env, "sess-b", "--changes-only")  # another session has its own cursor
+    assert other.stdout.strip()
+    assert run(env, "bump", "B", "--amount", "1").returncode == 0
+    third = hook(env, "sess-a", "--changes-only")
+    assert "B" in json.loads(third.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert hook(env, "sess-a", "--changes-only").stdout == ""
+    run(env, "bump", "C", "--amount", "8")  # a band change
+    assert hook(env, "sess-a", "--changes-only").stdout.strip()
+
+
+def test_context_plain_and_budget(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon()
+    full = run(env, "context")
+    assert full.returncode == 0 and full.stdout.startswith("## Drives State")
+    short = run(env, "context", "--max-chars", "200")
+    assert len(short.stdout.rstrip("\n")) <= 200
+
+
+def test_satisfy_bump_reset_and_errors(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon({"B": BUCKET}, tick_interval=3600)
+    ok = run(env, "bump", "b", "--amount", "5", "--reason", "worked")
+    assert ok.returncode == 0 and "done" in ok.stdout
+    assert run(env, "satisfy", "B", "--amount", "2").returncode == 0
+    data = json.loads(run(env, "status", "--json").stdout)
+    assert data["drives"]["B"]["pressure"] == 3.0
+    assert run(env, "reset").returncode == 0
+    unknown = run(env, "satisfy", "NOPE")
+    assert unknown.returncode == 1
+    assert "unknown drive 'NOPE'" in one_line_error(unknown)
+    bad_depth = run(env, "satisfy", "B", "--depth", "extreme")
+    assert bad_depth.returncode == 2 and "invalid choice" in bad_depth.stderr
+    both = run(env, "satisfy", "B", "--depth", "deep", "--amount", "1")
+    assert both.returncode == 2
+    negative = run(env, "bump", "B", "--amount", "-3")
+    assert negative.returncode == 1 and "Expected" in one_line_error(negative)
+
+
+def test_queued_when_down(make_daemon: Factory, env: dict[str, str]) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    queued = run(env, "satisfy", "B")
+    assert queued.returncode == 0 and "queued" in queued.stdout
+    status = json.loads(run(env, "status", "--json").stdout)
+    assert status["source"] == "file"
+
+
+def test_no_state_at_all(env: dict[str, str]) -> None:
+    result = run(env, "status")
+    assert result.returncode == 3
+    assert "no snapshot" in one_line_error(result)
+    assert hook(env, "s").returncode == 3
+
+
+def test_malformed_hook_stdin(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon()
+    for bad in ("not json", "[1, 2]", '{"session_id": 5}'):
+        result = run(env, "context", "--hook", "claude", "--changes-only", stdin=bad)
+        assert result.returncode == 1, bad
+        assert "hook stdin" in one_line_error(result)
+        assert result.stdout == ""
+
+
+def test_unreadable_snapshot(env: dict[str, str], dirs: dict[str, Path]) -> None:
+    (dirs["runtime"] / "drives-state.json").write_text("garbage")
+    result = run(env, "status")
+    assert result.returncode == 1 and "not valid JSON" in one_line_error(result)
+
+
+def test_hook_does_not_wait_for_an_open_stdin(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentctx", "context", "--hook", "claude"],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=10)  # stdin is never written nor closed... until here
+    finally:
+        proc.kill()
+    assert "hookSpecificOutput" in out
+
+
+def test_watch_plain_lines(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon({"B": BUCKET}, tick_interval=0.1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentctx", "watch"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        run(env, "bump", "B", "--amount", "2")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith("mode live")
+    assert "state seq=" in out and "event " in out and "bumped" in out
+
+
+def test_doctor(make_daemon: Factory, env: dict[str, str]) -> None:
+    down = run(env, "doctor")
+    assert down.returncode == 1 and "✗" in down.stdout and "→" in down.stdout
+    make_daemon()
+    up = run(env, "doctor")
+    assert "✓ sidecar answering" in up.stdout
+    assert "✓ snapshot fresh" in up.stdout
+
+
+def test_help_lists_exit_codes(env: dict[str, str]) -> None:
+    result = run(env, "--help")
+    assert result.returncode == 0 and "exit codes" in result.stdout

@@ -1,0 +1,141 @@
+"""subscribe() on asyncio and trio, through kill -9 and back; Live in a thread."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+from conftest import BUCKET, FAST
+from support import DaemonProcess
+
+import agentctx
+from agentctx.files import atomic_write
+from agentctx.state import DriveState, Event, Transition
+
+Factory = Callable[..., DaemonProcess]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def write_snapshot(d: DaemonProcess, base: dict[str, Any], seq: int) -> None:
+    data = {**base, "seq": seq, "tick_ts": time.time()}
+    atomic_write(d.snapshot, json.dumps(data).encode(), durable=False)
+
+
+@pytest.mark.anyio
+async def test_subscribe_survives_kill9_and_follows_the_file(make_daemon: Factory) -> None:
+    d = make_daemon({"F": FAST}, tick_interval=0.05)
+    seqs: list[int] = []
+    sources: list[str] = []
+    modes: list[str] = []
+    file_seqs: list[int] = []
+    phase = "live"
+    last: DriveState | None = None
+    with anyio.fail_after(40):
+        async with agentctx.subscribe(reconnect_max=0.2, backstop=0.5) as updates:
+            async for u in updates:
+                if isinstance(u, Transition):
+                    modes.append(u.mode)
+                    if phase == "down" and u.mode == "fallback":
+                        phase = "fallback"
+                        # the file holds nothing newer than the socket gave: write newer
+                        file_seqs.append(seqs[-1] + 1000)
+                        assert last is not None
+                        write_snapshot(d, last.data, file_seqs[-1])
+                    elif phase == "restarted" and u.mode == "live":
+                        phase = "live2"
+                    continue
+                if not isinstance(u, DriveState):
+                    continue
+                assert not seqs or u.seq > seqs[-1], "a state went back or repeated"
+                seqs.append(u.seq)
+                last = u
+                sources.append(u.source)
+                if phase == "live" and sources.count("socket") >= 5:
+                    d.kill9()
+                    phase = "down"
+                elif phase == "fallback" and u.source == "file":
+                    if len(file_seqs) < 3:  # another writer updates the file meanwhile
+                        file_seqs.append(u.seq + 1000)
+                        write_snapshot(d, u.data, file_seqs[-1])
+                    elif u.seq == file_seqs[-1]:
+                        d.start()
+                        phase = "restarted"
+                elif phase == "live2" and u.source == "socket":
+                    assert u.seq > file_seqs[-1]
+                    if sum(1 for s in sources[-3:] if s == "socket") == 3:
+                        break
+    assert modes[:1] == ["live"] and "fallback" in modes and modes[-1] == "live"
+    for fs in file_seqs:  # every write made while down was handed over
+        assert fs in seqs
+
+
+@pytest.mark.anyio
+async def test_subscribe_starts_in_fallback_and_events_arrive(make_daemon: Factory) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    got_event = False
+    with anyio.fail_after(30):
+        async with agentctx.subscribe(reconnect_max=0.1) as updates:
+            first = await updates.__anext__()
+            assert isinstance(first, Transition) and first.mode == "fallback"
+            state = await updates.__anext__()
+            assert isinstance(state, DriveState) and state.source == "file"
+            d.start()
+            async for u in updates:
+                if isinstance(u, Transition):
+                    assert u.mode == "live"
+                    await anyio.to_thread.run_sync(lambda: agentctx.bump("B", 2.0))
+                if isinstance(u, Event):
+                    assert u.kind == "bumped" and u.drive == "B"
+                    got_event = True
+                    break
+    assert got_event
+
+
+@pytest.mark.anyio
+async def test_closing_is_immediate_in_fallback(make_daemon: Factory) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    async with agentctx.subscribe() as updates:
+        async for u in updates:
+            if isinstance(u, DriveState):
+                break
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 1.0  # the watcher thread got its stop event
+
+
+def test_subscribe_needs_async_with() -> None:
+    sub = agentctx.subscribe()
+
+    async def bare() -> None:
+        async for _ in sub:
+            pass
+
+    with pytest.raises(RuntimeError, match="async with"):
+        anyio.run(bare)
+
+
+def test_live_in_a_thread(make_daemon: Factory) -> None:
+    make_daemon({"B": BUCKET}, tick_interval=0.2)
+    with agentctx.Live() as live:
+        deadline = time.monotonic() + 10
+        while live.state is None:
+            assert time.monotonic() < deadline
+            live.wait(1.0)
+        assert live.mode == "live"
+        agentctx.bump("B", 3.0)
+        while live.state.drives["B"]["pressure"] != 3.0:
+            assert time.monotonic() < deadline
+            live.wait(1.0)
+        assert any(e.kind == "bumped" for e in live.events)
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 2.0
+    assert live.wait(0.05) is not None  # closed: returns at once with the last state
