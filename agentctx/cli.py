@@ -13,7 +13,6 @@ agent turn starts a fresh process, so start-up time is the hook's latency.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import select
@@ -24,6 +23,7 @@ from agentctx.errors import AgentctxError, DaemonUnavailable, RequestFailed, Sto
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, Final, NoReturn
 
 __all__ = ["main"]
@@ -52,59 +52,128 @@ def _die(code: int, message: str) -> NoReturn:
     raise _Fail(code, message)
 
 
+# The options of `context`, the per-turn hook. This one table builds the argparse
+# subcommand (help, errors) and drives _fast_context(), which parses the usual
+# hook command line without argparse: building the parser costs ~10 ms
+# (argparse, gettext, locale, shutil) of a hook whose whole budget is ~35 ms.
+CONTEXT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
+    "--hook": {
+        "choices": ["claude", "plain"],
+        "default": "plain",
+        "help": "claude: Claude Code hook JSON from the hook's stdin; plain: markdown",
+    },
+    "--changes-only": {
+        "action": "store_true",
+        "help": "print nothing unless a band moved or a drive was satisfied, "
+        "bumped or reset since this session's last injection",
+    },
+    "--max-chars": {
+        "type": int,
+        "default": 2000,
+        "metavar": "N",
+        "help": "character budget of the block (default 2000)",
+    },
+    "--session": {
+        "default": None,
+        "metavar": "ID",
+        "help": "session id for --changes-only (claude mode reads it from stdin)",
+    },
+    "--timeout": {"type": float, "default": 0.1, "help": "socket wait, seconds (default 0.1)"},
+}
+
+
+def _fast_context(argv: list[str]) -> Any:
+    """`context` arguments parsed by CONTEXT_OPTIONS alone, or None to let argparse
+    handle anything unusual (help, typos, bad values: its messages are better)."""
+    if not argv or argv[0] != "context":
+        return None
+    import types
+
+    values = {k[2:].replace("-", "_"): o.get("default", False) for k, o in CONTEXT_OPTIONS.items()}
+    rest = argv[1:]
+    while rest:
+        flag = rest.pop(0)
+        opt = CONTEXT_OPTIONS.get(flag)
+        if opt is None:
+            return None
+        key = flag[2:].replace("-", "_")
+        if opt.get("action") == "store_true":
+            values[key] = True
+            continue
+        if not rest:
+            return None
+        try:
+            value = opt.get("type", str)(rest.pop(0))
+        except ValueError:
+            return None
+        if "choices" in opt and value not in opt["choices"]:
+            return None
+        values[key] = value
+    return types.SimpleNamespace(command="context", **values)
+
+
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # only here: the hook's usual path never builds a parser
+
+    class _Formatter(argparse.RawDescriptionHelpFormatter):
+        """argparse's formatter, sized without shutil (which argparse imports for every
+        add_argument just to learn the terminal width: ~3 ms of every hook call)."""
+
+        def __init__(
+            self,
+            prog: str,
+            indent_increment: int = 2,
+            max_help_position: int = 24,
+            width: int | None = None,
+        ) -> None:
+            if width is None:
+                try:
+                    width = int(os.environ.get("COLUMNS", "")) - 2
+                except ValueError:
+                    try:
+                        width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
+                    except (OSError, ValueError):
+                        width = 78
+            super().__init__(prog, indent_increment, max_help_position, width)
+
     p = argparse.ArgumentParser(
         prog="agentctx",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         description="Live drive state for AI agent sessions (client of agentctx-sidecar).",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    s = sub.add_parser("status", help="the drives now, as a table (or JSON)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, formatter_class=_Formatter)
+
+    s = command("status", "the drives now, as a table (or JSON)")
     s.add_argument("--json", action="store_true", help="JSON with source and age")
     s.add_argument("--timeout", type=float, default=0.5, help="socket wait, seconds")
 
-    sub.add_parser("watch", help="a live view that updates in place (lines when piped)")
+    command("watch", "a live view that updates in place (lines when piped)")
 
-    c = sub.add_parser("context", help="the drive block for an agent's context (hooks)")
-    c.add_argument(
-        "--hook",
-        choices=["claude", "plain"],
-        default="plain",
-        help="claude: Claude Code hook JSON from the hook's stdin; plain: markdown",
-    )
-    c.add_argument(
-        "--changes-only",
-        action="store_true",
-        help="print nothing unless a band moved or a drive was satisfied, "
-        "bumped or reset since this session's last injection",
-    )
-    c.add_argument("--max-chars", type=int, default=2000, metavar="N")
-    c.add_argument(
-        "--session",
-        metavar="ID",
-        help="session id for --changes-only (claude mode reads it from stdin)",
-    )
-    c.add_argument("--timeout", type=float, default=0.1, help="socket wait, seconds")
+    c = command("context", "the drive block for an agent's context (hooks)")
+    for flag, spec in CONTEXT_OPTIONS.items():
+        c.add_argument(flag, **spec)
 
-    sa = sub.add_parser("satisfy", help="satisfy a drive (cut its pressure)")
+    sa = command("satisfy", "satisfy a drive (cut its pressure)")
     sa.add_argument("drive")
     g = sa.add_mutually_exclusive_group()
     g.add_argument("--depth", choices=["shallow", "moderate", "deep", "full"])
     g.add_argument("--amount", type=float)
     sa.add_argument("--reason")
 
-    b = sub.add_parser("bump", help="add pressure to a drive")
+    b = command("bump", "add pressure to a drive")
     b.add_argument("drive")
     b.add_argument("--amount", type=float, required=True)
     b.add_argument("--reason")
 
-    r = sub.add_parser("reset", help="set a drive's pressure (or every drive's) to zero")
+    r = command("reset", "set a drive's pressure (or every drive's) to zero")
     r.add_argument("drive", nargs="?")
     r.add_argument("--reason")
 
-    sub.add_parser("doctor", help="check the setup and say what to fix")
+    command("doctor", "check the setup and say what to fix")
     return p
 
 
@@ -237,7 +306,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _fast_context(argv) or _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except _Fail as exc:

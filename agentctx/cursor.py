@@ -8,7 +8,6 @@ Cursors are tiny files under the state dir, pruned after CURSOR_TTL.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -90,6 +89,8 @@ def _prune(directory: str) -> None:
         pass
     for entry in os.scandir(directory):
         if entry.name.endswith(".json"):
-            with contextlib.suppress(OSError):
+            try:
                 if now - entry.stat().st_mtime > CURSOR_TTL:
                     os.unlink(entry.path)
+            except OSError:
+                pass
