@@ -29,6 +29,9 @@ __all__ = ["BACKSTOP_INTERVAL", "drain", "watch_spool"]
 log = logging.getLogger(__name__)
 
 BACKSTOP_INTERVAL: Final = 30.0  # also drain this often, in case an inotify event was missed
+# The spool is watched for the daemon's whole life, so it gets a lazy step: a spooled
+# request lands while the daemon is up only after a timeout; 50 ms more is nothing.
+SPOOL_STEP_MS: Final = 50
 
 
 async def drain(hub: Hub, directory: Path) -> int:
@@ -80,7 +83,9 @@ async def watch_spool(hub: Hub, directory: Path) -> None:
     await anyio.to_thread.run_sync(lambda: directory.mkdir(mode=0o700, parents=True, exist_ok=True))
     async with anyio.create_task_group() as tg:
         tg.start_soon(_backstop, hub, directory)
-        await watch_dir(directory, _is_request, lambda: drain(hub, directory))
+        await watch_dir(
+            directory, _is_request, lambda: drain(hub, directory), step_ms=SPOOL_STEP_MS
+        )
 
 
 def _is_request(name: str) -> bool:
