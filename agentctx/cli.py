@@ -225,19 +225,19 @@ def cmd_context(args: argparse.Namespace) -> int:
     if not isinstance(event, str):
         _die(EXIT_ERROR, "hook stdin: hook_event_name must be a string")
     state = _read(args.timeout)
-    if args.changes_only and session:
+    if session:
         from agentctx.cursor import changed_since, load_cursor, save_cursor
 
-        if not changed_since(state, load_cursor(session)):
+        if args.changes_only and not changed_since(state, load_cursor(session)):
             return EXIT_OK
-        text = markdown(state, args.max_chars)
-        _emit(args.hook, event, text)
+    _emit(args.hook, event, markdown(state, args.max_chars))
+    if session:
+        # Every injection moves the session's cursor, so a SessionStart injection is
+        # not repeated by the first --changes-only prompt after it.
         try:
             save_cursor(session, state)
         except (OSError, StoreError) as exc:  # worst case: the next turn injects again
             print(f"agentctx: could not save the session cursor: {exc}", file=sys.stderr)
-        return EXIT_OK
-    _emit(args.hook, event, markdown(state, args.max_chars))
     return EXIT_OK
 
 

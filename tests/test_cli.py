@@ -94,6 +94,11 @@ def test_changes_only_is_silent_until_something_happens(
     assert hook(env, "sess-a", "--changes-only").stdout == ""
     run(env, "bump", "C", "--amount", "8")  # a band change
     assert hook(env, "sess-a", "--changes-only").stdout.strip()
+    # a SessionStart injection (always printed) moves the cursor too
+    start = run(env, "context", "--hook", "claude",
+                stdin=json.dumps({"session_id": "sess-c", "hook_event_name": "SessionStart"}))
+    assert start.stdout.strip()
+    assert hook(env, "sess-c", "--changes-only").stdout == ""
 
 
 def test_context_plain_and_budget(make_daemon: Factory, env: dict[str, str]) -> None:
