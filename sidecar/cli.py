@@ -78,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="default: info",
     )
+    inst = sub.add_parser(
+        "install",
+        help="install and enable the systemd user units",
+        description="Write agentctx-sidecar.service and .socket to ~/.config/systemd/user "
+        "(ExecStart = this Python), daemon-reload, and enable them. Idempotent.",
+    )
+    inst.add_argument("--now", action="store_true", help="also start them now")
+    inst.add_argument("--config", type=Path, metavar="PATH", help="config file for the service")
+    sub.add_parser(
+        "uninstall",
+        help="stop, disable and remove the systemd user units",
+        description="Reverse `install`. Idempotent.",
+    )
     check = sub.add_parser(
         "check-config",
         help="validate a config file and exit",
@@ -126,6 +139,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"agentctx-sidecar: invalid config: {exc}", file=sys.stderr)
             return EXIT_USAGE
         print(_describe(cfg))
+        return EXIT_OK
+
+    if args.command in ("install", "uninstall"):
+        from sidecar import install
+
+        try:
+            if args.command == "install":
+                install.install(now=args.now, config=args.config)
+            else:
+                install.uninstall()
+        except AgentctxError as exc:
+            print(f"agentctx-sidecar: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
         return EXIT_OK
 
     _setup_logging(args.log_level)

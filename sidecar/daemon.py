@@ -33,12 +33,15 @@ from sidecar.drain import drain, watch_spool
 from sidecar.engine import DriveRuntime, Engine
 from sidecar.hub import Hub, runtime_from
 from sidecar.listener import bind_socket, ensure_private_dir, hold_lock
+from sidecar.notify import Notifier, activated_socket
 from sidecar.server import Server
 from sidecar.store import Durable, load_durable, load_snapshot
 
 __all__ = ["SEQ_UNKNOWN_MARGIN", "Daemon", "Paths", "restore"]
 
 log = logging.getLogger(__name__)
+
+STATUS_INTERVAL: Final = 5.0  # seconds between STATUS= updates to systemd
 
 # With no readable durable state we do not know the seq lease: start this far
 # above the snapshot's seq so no client ever sees a seq go back.
@@ -160,6 +163,8 @@ class Daemon:
         self.config_path = config_path
         self.boot_id = uuid.uuid4().hex
         self.hub: Hub | None = None
+        self.server: Server | None = None
+        self.notifier = Notifier()
 
     @contextlib.contextmanager
     def claimed(self) -> Iterator[socket.socket]:
@@ -171,6 +176,14 @@ class Daemon:
         ensure_private_dir(self.paths.runtime)
         ensure_private_dir(self.paths.state)
         with hold_lock(self.paths.lock):
+            sock = activated_socket()
+            if sock is not None:  # systemd owns this socket: never unlink or rebind it
+                log.info("using the socket passed by systemd (socket activation)")
+                try:
+                    yield sock
+                finally:
+                    sock.close()
+                return
             sock = bind_socket(self.paths.socket)
             ino = os.stat(self.paths.socket).st_ino
             try:
@@ -219,10 +232,13 @@ class Daemon:
                 await tg.start(self.serve, sock)
                 async for signum in signals:
                     if signum == signal.SIGHUP:
+                        self.notifier.reloading()
                         await self.reload()
+                        self.notifier.ready(self._status())
                     else:
                         log.info("%s: stopping", signal.Signals(signum).name)
                         break
+                self.notifier.stopping()
                 tg.cancel_scope.cancel()
 
     async def serve(
@@ -237,7 +253,8 @@ class Daemon:
             await drain(hub, self.paths.spool)  # requests made while we were down, in order
             await hub.tick()  # catch up the rest of the downtime
             await hub.snapshot_writer.flush(hub.seq)
-            tg.start_soon(Server(hub).serve, listener)
+            self.server = Server(hub)
+            tg.start_soon(self.server.serve, listener)
             tg.start_soon(self._tick_loop, hub)
             tg.start_soon(watch_spool, hub, self.paths.spool)
             log.info(
@@ -246,23 +263,52 @@ class Daemon:
                 self.paths.socket,
                 self.paths.snapshot,
             )
+            self.notifier.ready(self._status())  # listening, first snapshot on disk
             task_status.started(hub)
 
+    def _status(self) -> str:
+        hub = self.hub
+        if hub is None:
+            return "starting"
+        clients = self.server.clients if self.server is not None else 0
+        hot = [
+            n for n in hub.engine.names if hub.engine.status(n, hub.engine.last_tick) == "triggered"
+        ]
+        return (
+            f"{len(hub.engine.names)} drives ({', '.join(hot) or 'none'} triggered), "
+            f"{clients} clients, seq {hub.seq}"
+        )
+
     async def _tick_loop(self, hub: Hub) -> None:
-        next_tick = anyio.current_time()
+        """Ticks, periodic saves, STATUS= and the watchdog ping, all from this one loop:
+        if it hangs, the pings stop and systemd restarts us. It wakes at least every
+        half watchdog interval, whatever the tick interval (900 s ticks are fine)."""
+        ping_every = self.notifier.watchdog_interval
+        now = anyio.current_time()
+        next_tick = now + hub.config.sidecar.tick_interval
+        next_ping = now
+        next_status = now + STATUS_INTERVAL
         while True:
-            interval = hub.config.sidecar.tick_interval
-            next_tick += interval
             now = anyio.current_time()
-            if next_tick < now:  # we fell behind (suspend, overload): skip, don't burst
-                next_tick = now + interval
-            await anyio.sleep(next_tick - now)
-            await hub.tick()
-            if time.time() - hub.last_save >= hub.config.sidecar.save_interval:
-                try:
-                    await hub.save()
-                except StoreError as exc:
-                    log.error("periodic durable save failed: %s", exc)
+            if ping_every is not None and now >= next_ping:
+                self.notifier.watchdog()
+                next_ping = now + ping_every
+            if now >= next_tick:
+                await hub.tick()
+                interval = hub.config.sidecar.tick_interval
+                next_tick += interval
+                if next_tick < now:  # we fell behind (suspend, overload): skip, don't burst
+                    next_tick = now + interval
+                if time.time() - hub.last_save >= hub.config.sidecar.save_interval:
+                    try:
+                        await hub.save()
+                    except StoreError as exc:
+                        log.error("periodic durable save failed: %s", exc)
+            if now >= next_status:
+                self.notifier.status(self._status())
+                next_status = now + STATUS_INTERVAL
+            wake = min(next_tick, next_status, next_ping if ping_every is not None else next_tick)
+            await anyio.sleep(max(0.0, wake - anyio.current_time()))
 
     async def reload(self) -> None:
         """Re-read the config file; a bad one is refused and the old one kept."""

@@ -95,8 +95,13 @@ def test_changes_only_is_silent_until_something_happens(
     run(env, "bump", "C", "--amount", "8")  # a band change
     assert hook(env, "sess-a", "--changes-only").stdout.strip()
     # a SessionStart injection (always printed) moves the cursor too
-    start = run(env, "context", "--hook", "claude",
-                stdin=json.dumps({"session_id": "sess-c", "hook_event_name": "SessionStart"}))
+    start = run(
+        env,
+        "context",
+        "--hook",
+        "claude",
+        stdin=json.dumps({"session_id": "sess-c", "hook_event_name": "SessionStart"}),
+    )
     assert start.stdout.strip()
     assert hook(env, "sess-c", "--changes-only").stdout == ""
 
