@@ -11,10 +11,13 @@ so nothing one client does can take the listener or another client down.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import socket
 import struct
+import termios
 from collections import deque
 from typing import Final
 
@@ -59,6 +62,9 @@ FINAL_FRAME_TIMEOUT: Final = 1.0  # best effort to tell a dropped client why
 RECV_SIZE: Final = 65536
 SERVER_NAME: Final = "agentctx-sidecar/0.1"
 _STATE_SLOT: Final = b""  # marker in the outbox: "the newest state goes here"
+ROOM_POLL: Final = 0.01  # how often a slow reader's socket is checked for room
+WRITE_OVERHEAD: Final = 1024  # kernel bookkeeping per write, counted against SO_SNDBUF
+FINAL_RESERVE: Final = 2048  # always left free for a final error frame
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -90,6 +96,9 @@ class Client:
         self._wake = anyio.Event()
         self._final: bytes | None = None
         self._closing = False
+        self._raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
+        self._fd = self._raw.fileno()
+        self._sndbuf = self._raw.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
 
     # --- hub side -----------------------------------------------------------------
 
@@ -124,10 +133,30 @@ class Client:
         self._closing = True
         self._wake.set()
 
+    def _room_for(self, size: int) -> bool:
+        """Whether *size* more bytes fit in the socket's send buffer with room to spare
+        for a final error frame. The kernel counts buffer overhead too (SIOCOUTQ is in
+        the same units as SO_SNDBUF), hence the per-write allowance."""
+        try:
+            queued: int = struct.unpack("i", fcntl.ioctl(self._fd, termios.TIOCOUTQ, b"\0" * 4))[0]
+        except OSError:
+            return True
+        return queued == 0 or queued + size + WRITE_OVERHEAD + FINAL_RESERVE <= self._sndbuf
+
+    def _pending_size(self) -> int:
+        return sum(len(i) for i in self._out) + (len(self._state) if self._state else 0)
+
     async def _send_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
+            # A reader that falls behind: wait (states keep coalescing meanwhile) rather
+            # than block mid-frame, so the final error below always fits in the buffer.
+            stuck_since = anyio.current_time()
+            while self._out and not self._room_for(self._pending_size()):
+                if anyio.current_time() - stuck_since > self.send_timeout:
+                    self._drop_stuck()
+                await anyio.sleep(ROOM_POLL)
             batch: list[bytes] = []
             while self._out:
                 item = self._out.popleft()
@@ -136,8 +165,8 @@ class Client:
                     item, self._state = self._state, None
                 batch.append(item)
             if batch:
-                # One write per wake-up: fewer syscalls, and a whole batch either
-                # goes out or the client is stuck.
+                # One write per wake-up: fewer syscalls, and the room check above means
+                # it does not block (the timeout is a last resort: then no final frame).
                 try:
                     with anyio.fail_after(self.send_timeout):
                         await self.stream.send(b"".join(batch))
@@ -153,6 +182,15 @@ class Client:
                     with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
                         await self.stream.send(self._final)
                 raise _Drop
+
+    def _drop_stuck(self) -> None:
+        log.warning("client %s: not reading for %.1fs; dropping it", self.name, self.send_timeout)
+        final = encode_message(
+            Error(code=E_SLOW_CONSUMER, message=f"not reading for {self.send_timeout:g}s")
+        )
+        with contextlib.suppress(OSError):  # non-blocking: FINAL_RESERVE kept room for it
+            self._raw.send(final)
+        raise _Drop
 
     # --- reader -------------------------------------------------------------------
 

@@ -116,5 +116,15 @@ async def stuck_subscriber_is_dropped(inproc: Daemon) -> None:
     # the reader still gets fresh states after the drop
     msg = await reader.recv_until(lambda m: m["type"] == "state" and m["seq"] > last_seq)
     assert msg["seq"] > last_seq
+    # the stuck client, reading at last, finds its backlog and then a final error
+    frames: list[dict[str, object]] = []
+    with anyio.fail_after(10):
+        try:
+            while True:
+                frames.append(await stuck.recv())
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    assert frames[-1]["type"] == "error" and frames[-1]["code"] == "slow_consumer"
+    assert all(f["type"] in ("state", "event") for f in frames[:-1])
     await stuck.aclose()
     await reader.aclose()
