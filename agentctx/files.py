@@ -10,6 +10,7 @@ reached the disk. Nothing here follows a symlink (O_NOFOLLOW / O_EXCL).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 
@@ -22,9 +23,23 @@ if TYPE_CHECKING:
 
     from agentctx.paths import StrPath
 
-__all__ = ["MAX_STATE_FILE", "atomic_write", "clean_orphans", "fsync_dir", "read_file"]
+__all__ = [
+    "MAX_STATE_FILE",
+    "atomic_write",
+    "clean_orphans",
+    "failpoint",
+    "fsync_dir",
+    "read_file",
+]
 
 MAX_STATE_FILE: Final = 16 << 20  # a state is a few KiB; refuse to slurp anything absurd
+
+# Fault injection for the crash-consistency tests, inert unless the variable is set:
+# the file it names lists armed points ("after-fsync@state.json", "mid-drain", ...),
+# re-read at every check so a test can arm a point in a running daemon.
+FAILPOINTS_ENV: Final = "AGENTCTX_FAILPOINTS_FILE"
+FAILPOINT_EXIT: Final = 86
+_failpoints_file = os.environ.get(FAILPOINTS_ENV)
 TMP_SUFFIX: Final = ".tmp"
 _counter = itertools.count()
 
@@ -47,6 +62,24 @@ def read_file(path: StrPath, limit: int = MAX_STATE_FILE) -> bytes | None:
     return data
 
 
+def failpoint(point: str, path: StrPath | None = None) -> bool:
+    """At a named point: crash here (os._exit) if a test armed it, or return True for
+    points that inject an error instead of crashing (their name ends in "-eio")."""
+    if _failpoints_file is None:
+        return False
+    try:
+        with open(_failpoints_file) as f:
+            armed = f.read().split()
+    except OSError:
+        return False
+    name = os.path.basename(os.fspath(path)) if path is not None else ""
+    if point not in armed and f"{point}@{name}" not in armed:
+        return False
+    if point.endswith("-eio"):
+        return True
+    os._exit(FAILPOINT_EXIT)
+
+
 def atomic_write(path: StrPath, data: bytes, *, durable: bool, mode: int = 0o600) -> None:
     """Replace *path* with *data* atomically; with ``durable``, crash-safely too.
 
@@ -65,16 +98,22 @@ def atomic_write(path: StrPath, data: bytes, *, durable: bool, mode: int = 0o600
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            failpoint("after-temp-write", path)
             if durable:
+                if failpoint("fsync-eio", path):
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
                 os.fsync(fd)
+                failpoint("after-fsync", path)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        failpoint("after-rename", path)
     except OSError as exc:
         _unlink_quietly(tmp)
         raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
     if durable:
         fsync_dir(directory or ".")
+        failpoint("after-dir-fsync", path)
 
 
 def fsync_dir(directory: StrPath) -> None:

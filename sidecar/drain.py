@@ -18,7 +18,7 @@ from typing import Final
 import anyio
 
 from agentctx.errors import ProtocolError, StoreError
-from agentctx.files import read_file
+from agentctx.files import failpoint, read_file
 from agentctx.protocol import E_NOT_DURABLE, decode_spooled
 from agentctx.spool import REJECTED_DIR, spool_files
 from agentctx.watch import watch_dir
@@ -54,6 +54,7 @@ async def drain(hub: Hub, directory: Path) -> int:
                 return applied  # keep the file; the next drain retries
             await _reject(path, f"{exc.code}: {exc.message}")
             continue
+        failpoint("mid-drain")  # tests: a crash between applying and unlinking
         await anyio.to_thread.run_sync(_unlink, path)
         applied += 1
     if applied:

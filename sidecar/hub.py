@@ -208,12 +208,18 @@ class Hub:
             raise Rejected("bad_request", str(exc)) from None
         if at is not None:
             changes += self.engine.advance(self.clock())
-        await self._publish(changes, req)
-        self.requests[req.request_id] = self.seq
+        # Remember the request_id at once, under the seq it is about to be published
+        # with (we hold the lock): every durable snapshot taken from here on, the seq
+        # lease's included, must hold the change and its id together, or a retry
+        # after a crash would apply it twice.
+        seq = self.seq + 1
+        self.requests[req.request_id] = seq
         while len(self.requests) > REQUEST_MEMORY:
             self.requests.popitem(last=False)
-        self.durable_writer.offer(self.seq, self.durable())
-        return self.seq
+        await self._publish(changes, req)
+        assert self.seq == seq
+        self.durable_writer.offer(seq, self.durable())
+        return seq
 
     def _mutate(self, req: Request, now: float) -> list[Change]:
         eng = self.engine

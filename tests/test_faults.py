@@ -1,0 +1,283 @@
+"""Crash consistency: named fail-points, kill -9 under load, damaged files, full
+disks and failing fsync. Each test can fail; none of them mocks the daemon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import BUCKET
+from support import DaemonProcess, RawClient, write_config
+
+import agentctx
+from agentctx.files import FAILPOINT_EXIT, FAILPOINTS_ENV
+from sidecar.config import parse_config
+from sidecar.daemon import Paths, restore
+from sidecar.store import load_durable
+
+Factory = Callable[..., DaemonProcess]
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def armed(env: dict[str, str], dirs: dict[str, Path]) -> Path:
+    """The fail-point file the daemons of this test read (empty: nothing armed)."""
+    path = dirs["root"] / "failpoints"
+    env[FAILPOINTS_ENV] = str(path)
+    return path
+
+
+def no_temps(*dirs: Path) -> bool:
+    return not any(p.name.endswith(".tmp") for d in dirs for p in d.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("point", "survives"),
+    [("after-temp-write", False), ("after-fsync", False), ("after-rename", True),
+     ("after-dir-fsync", True)],
+)
+def test_crash_at_each_write_step_gives_old_or_new(
+    make_daemon: Factory, armed: Path, point: str, survives: bool
+) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    with d.client(subscribe=False) as c:
+        assert c.request({"type": "bump", "request_id": rid(), "drive": "B",
+                          "amount": 1})["type"] == "ack"
+        armed.write_text(f"{point}@state.json")
+        request = {"type": "bump", "request_id": rid(), "drive": "B", "amount": 10}
+        c.send({**request, "id": 99})
+        assert c.is_closed(timeout=10)  # died before any ack
+    assert d.proc is not None and d.proc.wait(10) == FAILPOINT_EXIT
+    armed.write_text("")
+    d.start()
+    assert "durable state unusable" not in d.log_text()  # never a torn durable file
+    assert no_temps(d.state_dir, d.runtime)
+    pressure = agentctx.read().drives["B"]["pressure"]
+    assert pressure == (11.0 if survives else 1.0)
+    # the client retries what it was never acked for: applied exactly once either way
+    with d.client(subscribe=False) as c:
+        assert c.request(request)["type"] == "ack"
+        assert c.request({"type": "get"})["drives"]["B"]["pressure"] == 11.0
+
+
+def test_crash_mid_drain_applies_each_spooled_request_once(
+    make_daemon: Factory, armed: Path
+) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    for _ in range(5):
+        assert agentctx.bump("B", 1.0).status == "queued"
+    armed.write_text("mid-drain")
+    d.start(wait=False)
+    assert d.proc is not None and d.proc.wait(15) == FAILPOINT_EXIT
+    assert len(list((d.state_dir / "spool").glob("*.json"))) == 5  # none unlinked yet
+    armed.write_text("")
+    d.start()
+    assert agentctx.read().drives["B"]["pressure"] == 5.0
+
+
+def test_fsync_error_keeps_old_file_and_recovers(make_daemon: Factory, armed: Path) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    with d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": rid(), "drive": "B", "amount": 1})
+        before = (d.state_dir / "state.json").read_bytes()
+        armed.write_text("fsync-eio@state.json")
+        request = {"type": "bump", "request_id": rid(), "drive": "B", "amount": 2}
+        reply = c.request(request, timeout=10)
+        assert reply["type"] == "error" and reply["code"] == "not_durable"
+        assert (d.state_dir / "state.json").read_bytes() == before  # old file intact
+        assert no_temps(d.state_dir)
+        assert c.request({"type": "ping"})["type"] == "pong"  # still serving
+        armed.write_text("")
+        # the writer retries with backoff, each time with a fresh temp file
+        again = c.request(request, timeout=15)
+        assert again["type"] == "ack"  # the same request_id: answered, not re-applied
+    durable = load_durable(d.state_dir / "state.json")
+    assert durable is not None and durable.drives["B"].pressure == 3.0
+    assert "write failed (retrying" in d.log_text()
+    assert "written again after" in d.log_text()
+
+
+@pytest.fixture
+def tiny_fs(dirs: dict[str, Path]) -> Iterator[Path]:
+    """dirs['state'] on a 256 KiB tmpfs, for real ENOSPC."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    state = dirs["state"]
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(state)],
+                   check=True)
+    try:
+        yield state
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def test_full_disk_keeps_serving_and_recovers(make_daemon: Factory, tiny_fs: Path) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=0.05)
+    with d.client() as watcher, d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": rid(), "drive": "B", "amount": 1})
+        before = (tiny_fs / "state.json").read_bytes()
+        filler = tiny_fs / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:  # fill the disk to the last byte
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        request = {"type": "bump", "request_id": rid(), "drive": "B", "amount": 2}
+        reply = c.request(request, timeout=10)
+        assert reply["type"] == "error" and reply["code"] == "not_durable"
+        assert (tiny_fs / "state.json").read_bytes() == before
+        assert no_temps(tiny_fs)
+        # ticks and pushes go on meanwhile
+        seqs = [m["seq"] for m in (watcher.recv() for _ in range(10)) if m["type"] == "state"]
+        assert seqs == sorted(seqs) and len(seqs) >= 5
+        filler.unlink()
+        assert c.request(request, timeout=15)["type"] == "ack"
+    durable = load_durable(tiny_fs / "state.json")
+    assert durable is not None and durable.drives["B"].pressure == 3.0
+
+
+@pytest.mark.slow
+def test_200_kill9_under_load(make_daemon: Factory) -> None:
+    """kill -9 at random instants while clients satisfy and bump: every snapshot read
+    parses, no acked request is lost or applied twice, seq never goes back."""
+    d = make_daemon({"UP": BUCKET, "DOWN": BUCKET}, tick_interval=0.01)
+    with d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": "seed", "drive": "DOWN", "amount": 1e6})
+    rng = random.Random(20261125)
+    sent: dict[str, dict[str, object]] = {}
+    acked: set[str] = set()
+    last_seq = 0
+    snapshots_read = 0
+    for _ in range(200):
+        killed_at = time.monotonic() + rng.uniform(0.01, 0.25)
+        try:
+            with d.client(subscribe=False) as c:
+                while time.monotonic() < killed_at:
+                    kind = rng.choice(["bump", "satisfy"])
+                    req = {"type": kind, "request_id": rid(), "amount": 1.0,
+                           "drive": "UP" if kind == "bump" else "DOWN"}
+                    sent[req["request_id"]] = req  # type: ignore[index]
+                    c.send({**req, "id": 7})
+                    reply, _ = c.recv_until(lambda m: m["type"] in ("ack", "error"))
+                    assert reply["type"] == "ack", reply
+                    assert reply["seq"] > last_seq
+                    last_seq = reply["seq"]
+                    acked.add(req["request_id"])  # type: ignore[arg-type]
+        except (EOFError, ConnectionError, TimeoutError):
+            pass
+        d.kill9()
+        json.loads(d.snapshot.read_bytes())  # never torn
+        snapshots_read += 1
+        d.start()
+        with d.client(subscribe=False) as c:
+            state = c.request({"type": "get"})
+        assert state["seq"] > last_seq
+        last_seq = state["seq"]
+        up = state["drives"]["UP"]["pressure"]
+        down = 1e6 - state["drives"]["DOWN"]["pressure"]
+        bumps = {k for k, r in sent.items() if r["type"] == "bump"}
+        assert len(acked & bumps) <= up <= len(bumps)
+        assert len(acked - bumps) <= down <= len(sent) - len(bumps)
+    with d.client(subscribe=False) as c:  # every request once more, as lost-ack retries
+        for req in sent.values():
+            assert c.request(req)["type"] == "ack"
+        final = c.request({"type": "get"})
+    bumps = sum(1 for r in sent.values() if r["type"] == "bump")
+    assert final["drives"]["UP"]["pressure"] == bumps
+    assert final["drives"]["DOWN"]["pressure"] == 1e6 - (len(sent) - bumps)
+    assert snapshots_read == 200 and len(acked) > 200
+
+
+CONFIG = parse_config(b"[drives.B]\nthreshold = 1e9\nactivity_driven = true\n", "t.toml")
+
+
+def damaged_variants(data: bytes) -> Iterator[bytes]:
+    yield b""
+    for cut in range(1, len(data)):
+        yield data[:cut]
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x04
+        yield bytes(flipped)
+
+
+def test_every_damaged_durable_file_is_survived(
+    make_daemon: Factory, dirs: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Truncated at every length, a bit flipped in every byte: restore never raises,
+    reports one line, and falls back to the snapshot (never believes a bad file)."""
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    with d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": rid(), "drive": "B", "amount": 4})
+    d.stop()
+    good = (d.state_dir / "state.json").read_bytes()
+    paths = Paths(dirs["runtime"], dirs["state"])
+    believed = 0
+    tried = 0
+    for variant in damaged_variants(good):
+        (d.state_dir / "state.json").write_bytes(variant)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            restored = restore(CONFIG, paths, time.time())
+        tried += 1
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        if "durable state" in restored.source:
+            believed += 1  # only possible if the damage left the meaning intact
+            assert restored.engine.pressure("B") == 4.0
+        else:
+            assert len(errors) == 1 and "durable state unusable" in errors[0].getMessage()
+            assert restored.engine.pressure("B") == 4.0  # from the snapshot
+    assert tried == 2 * len(good)  # empty, every truncation, every byte flipped
+    assert believed < tried // 20
+
+
+def test_every_damaged_snapshot_is_survived(make_daemon: Factory, dirs: dict[str, Path]) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    good = d.snapshot.read_bytes()
+    (d.state_dir / "state.json").unlink()  # the snapshot is all there is
+    paths = Paths(dirs["runtime"], dirs["state"])
+    for variant in list(damaged_variants(good))[:: max(1, len(good) // 400)]:
+        d.snapshot.write_bytes(variant)
+        restored = restore(CONFIG, paths, time.time())  # never raises
+        assert restored.seq >= 0
+        try:
+            agentctx.read()  # a client: a state or a one-line error, nothing else
+        except (agentctx.StoreError, agentctx.DaemonUnavailable):
+            pass
+
+
+def test_two_daemons_racing_exactly_one_wins(make_daemon: Factory, env: dict[str, str],
+                                             dirs: dict[str, Path]) -> None:
+    config = write_config(dirs["root"] / "drives.toml", {"B": BUCKET}, tick_interval=3600)
+    racers = [DaemonProcess(env, config, dirs["root"] / f"racer{i}.log") for i in range(5)]
+    for r in racers:
+        r.start(wait=False)
+    time.sleep(3)
+    alive = [r for r in racers if r.proc is not None and r.proc.poll() is None]
+    try:
+        assert len(alive) == 1
+        assert all(r.proc is not None and r.proc.returncode == 1 for r in racers
+                   if r not in alive)
+        with RawClient(alive[0].socket) as c:
+            assert c.hello(subscribe=False)["type"] == "welcome"
+    finally:
+        for r in racers:
+            if r.proc is not None and r.proc.poll() is None:
+                r.proc.kill()
+                r.proc.wait(10)
