@@ -44,16 +44,22 @@ def no_temps(*dirs: Path) -> bool:
 
 @pytest.mark.parametrize(
     ("point", "survives"),
-    [("after-temp-write", False), ("after-fsync", False), ("after-rename", True),
-     ("after-dir-fsync", True)],
+    [
+        ("after-temp-write", False),
+        ("after-fsync", False),
+        ("after-rename", True),
+        ("after-dir-fsync", True),
+    ],
 )
 def test_crash_at_each_write_step_gives_old_or_new(
     make_daemon: Factory, armed: Path, point: str, survives: bool
 ) -> None:
     d = make_daemon({"B": BUCKET}, tick_interval=3600)
     with d.client(subscribe=False) as c:
-        assert c.request({"type": "bump", "request_id": rid(), "drive": "B",
-                          "amount": 1})["type"] == "ack"
+        assert (
+            c.request({"type": "bump", "request_id": rid(), "drive": "B", "amount": 1})["type"]
+            == "ack"
+        )
         armed.write_text(f"{point}@state.json")
         request = {"type": "bump", "request_id": rid(), "drive": "B", "amount": 10}
         c.send({**request, "id": 99})
@@ -115,8 +121,9 @@ def tiny_fs(dirs: dict[str, Path]) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     state = dirs["state"]
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(state)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(state)], check=True
+    )
     try:
         yield state
     finally:
@@ -169,8 +176,12 @@ def test_200_kill9_under_load(make_daemon: Factory) -> None:
             with d.client(subscribe=False) as c:
                 while time.monotonic() < killed_at:
                     kind = rng.choice(["bump", "satisfy"])
-                    req = {"type": kind, "request_id": rid(), "amount": 1.0,
-                           "drive": "UP" if kind == "bump" else "DOWN"}
+                    req = {
+                        "type": kind,
+                        "request_id": rid(),
+                        "amount": 1.0,
+                        "drive": "UP" if kind == "bump" else "DOWN",
+                    }
                     sent[req["request_id"]] = req  # type: ignore[index]
                     c.send({**req, "id": 7})
                     reply, _ = c.recv_until(lambda m: m["type"] in ("ack", "error"))
@@ -262,8 +273,9 @@ def test_every_damaged_snapshot_is_survived(make_daemon: Factory, dirs: dict[str
             pass
 
 
-def test_two_daemons_racing_exactly_one_wins(make_daemon: Factory, env: dict[str, str],
-                                             dirs: dict[str, Path]) -> None:
+def test_two_daemons_racing_exactly_one_wins(
+    make_daemon: Factory, env: dict[str, str], dirs: dict[str, Path]
+) -> None:
     config = write_config(dirs["root"] / "drives.toml", {"B": BUCKET}, tick_interval=3600)
     racers = [DaemonProcess(env, config, dirs["root"] / f"racer{i}.log") for i in range(5)]
     for r in racers:
@@ -272,8 +284,7 @@ def test_two_daemons_racing_exactly_one_wins(make_daemon: Factory, env: dict[str
     alive = [r for r in racers if r.proc is not None and r.proc.poll() is None]
     try:
         assert len(alive) == 1
-        assert all(r.proc is not None and r.proc.returncode == 1 for r in racers
-                   if r not in alive)
+        assert all(r.proc is not None and r.proc.returncode == 1 for r in racers if r not in alive)
         with RawClient(alive[0].socket) as c:
             assert c.hello(subscribe=False)["type"] == "welcome"
     finally:
