@@ -46,7 +46,7 @@ __all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Rejected", "Subscriber", "iso"
 
 log = logging.getLogger(__name__)
 
-REQUEST_MEMORY: Final = 4096  # request_ids remembered for idempotent repeats
+REQUEST_MEMORY: Final = 1024  # request_ids remembered (durably) for idempotent repeats
 SEQ_LEASE: Final = 10_000  # seqs reserved ahead in the durable state (see Durable.seq_lease)
 SNAPSHOT_MODE: Final = 0o600
 

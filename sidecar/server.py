@@ -27,6 +27,8 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from agentctx.errors import FrameTooLarge, ProtocolError
 from agentctx.framing import FrameDecoder
 from agentctx.protocol import (
+    E_BAD_FRAME,
+    E_BAD_REQUEST,
     E_EXPECTED_HELLO,
     E_FRAME_TOO_LARGE,
     E_HELLO_TIMEOUT,
@@ -207,26 +209,26 @@ class Client:
 
     async def _read_loop(self) -> None:
         try:
-            with anyio.move_on_after(HELLO_TIMEOUT):
+            frames: list[bytes] | None = None
+            with anyio.move_on_after(HELLO_TIMEOUT):  # the hello alone is timed
+                frames = await self._frames()
+            if frames is None:
+                self._close_with(
+                    Error(code=E_HELLO_TIMEOUT, message=f"no hello within {HELLO_TIMEOUT:g}s")
+                )
+                return
+            if not frames or not self._hello(frames[0]):
+                return
+            await self._handle_all(frames[1:])
+            while not self._closing:
                 frames = await self._frames()
                 if not frames:
                     return
-                if not self._hello(frames[0]):
-                    return
-                await self._handle_all(frames[1:])
-                while not self._closing:
-                    frames = await self._frames()
-                    if not frames:
-                        return
-                    await self._handle_all(frames)
-                return
-            self._close_with(
-                Error(code=E_HELLO_TIMEOUT, message=f"no hello within {HELLO_TIMEOUT:g}s")
-            )
+                await self._handle_all(frames)
         except FrameTooLarge as exc:
             self._close_with(Error(code=E_FRAME_TOO_LARGE, message=str(exc)))
         except ProtocolError as exc:  # zero-length frame: framing is lost
-            self._close_with(Error(code="bad_frame", message=str(exc)))
+            self._close_with(Error(code=E_BAD_FRAME, message=str(exc)))
 
     def _hello(self, frame: bytes) -> bool:
         try:
@@ -297,7 +299,7 @@ class Client:
             else:
                 self._respond(Ack(id=msg.id, seq=seq))
         else:  # a second hello
-            self._respond(Error(code="bad_request", message="hello was already received"))
+            self._respond(Error(code=E_BAD_REQUEST, message="hello was already received"))
 
     # --- lifetime -----------------------------------------------------------------
 

@@ -3,6 +3,7 @@ disks and failing fsync. Each test can fail; none of them mocks the daemon."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -158,60 +159,53 @@ def test_full_disk_keeps_serving_and_recovers(make_daemon: Factory, tiny_fs: Pat
     assert durable is not None and durable.drives["B"].pressure == 3.0
 
 
+ROUNDS = int(os.environ.get("AGENTCTX_KILL_ROUNDS", "200"))
+
+
 @pytest.mark.slow
 def test_200_kill9_under_load(make_daemon: Factory) -> None:
-    """kill -9 at random instants while clients satisfy and bump: every snapshot read
-    parses, no acked request is lost or applied twice, seq never goes back."""
+    """kill -9 at random instants while a client satisfies and bumps; after each restart
+    it retries what it was not acked for, as agentctx does. Every snapshot read
+    parses, nothing acked is lost, nothing is applied twice, seq never goes back."""
     d = make_daemon({"UP": BUCKET, "DOWN": BUCKET}, tick_interval=0.01)
     with d.client(subscribe=False) as c:
         c.request({"type": "bump", "request_id": "seed", "drive": "DOWN", "amount": 1e6})
     rng = random.Random(20261125)
-    sent: dict[str, dict[str, object]] = {}
-    acked: set[str] = set()
+    bumps = satisfies = acked = 0
     last_seq = 0
-    snapshots_read = 0
-    for _ in range(200):
-        killed_at = time.monotonic() + rng.uniform(0.01, 0.25)
+    for _ in range(ROUNDS):
+        unacked: list[dict[str, object]] = []
+        kill_at = time.monotonic() + rng.uniform(0.01, 0.25)
         try:
             with d.client(subscribe=False) as c:
-                while time.monotonic() < killed_at:
+                while time.monotonic() < kill_at:
                     kind = rng.choice(["bump", "satisfy"])
-                    req = {
-                        "type": kind,
-                        "request_id": rid(),
-                        "amount": 1.0,
-                        "drive": "UP" if kind == "bump" else "DOWN",
-                    }
-                    sent[req["request_id"]] = req  # type: ignore[index]
+                    req = {"type": kind, "request_id": rid(), "amount": 1.0,
+                           "drive": "UP" if kind == "bump" else "DOWN"}
+                    bumps += kind == "bump"
+                    satisfies += kind == "satisfy"
+                    unacked.append(req)
                     c.send({**req, "id": 7})
                     reply, _ = c.recv_until(lambda m: m["type"] in ("ack", "error"))
                     assert reply["type"] == "ack", reply
                     assert reply["seq"] > last_seq
                     last_seq = reply["seq"]
-                    acked.add(req["request_id"])  # type: ignore[arg-type]
+                    unacked.pop()
+                    acked += 1
         except (EOFError, ConnectionError, TimeoutError):
             pass
         d.kill9()
         json.loads(d.snapshot.read_bytes())  # never torn
-        snapshots_read += 1
         d.start()
         with d.client(subscribe=False) as c:
+            for req in unacked:  # at most the one in flight: landed or not, retry it
+                assert c.request(req)["type"] == "ack"
             state = c.request({"type": "get"})
         assert state["seq"] > last_seq
         last_seq = state["seq"]
-        up = state["drives"]["UP"]["pressure"]
-        down = 1e6 - state["drives"]["DOWN"]["pressure"]
-        bumps = {k for k, r in sent.items() if r["type"] == "bump"}
-        assert len(acked & bumps) <= up <= len(bumps)
-        assert len(acked - bumps) <= down <= len(sent) - len(bumps)
-    with d.client(subscribe=False) as c:  # every request once more, as lost-ack retries
-        for req in sent.values():
-            assert c.request(req)["type"] == "ack"
-        final = c.request({"type": "get"})
-    bumps = sum(1 for r in sent.values() if r["type"] == "bump")
-    assert final["drives"]["UP"]["pressure"] == bumps
-    assert final["drives"]["DOWN"]["pressure"] == 1e6 - (len(sent) - bumps)
-    assert snapshots_read == 200 and len(acked) > 200
+        assert state["drives"]["UP"]["pressure"] == bumps
+        assert state["drives"]["DOWN"]["pressure"] == 1e6 - satisfies
+    assert acked > ROUNDS
 
 
 CONFIG = parse_config(b"[drives.B]\nthreshold = 1e9\nactivity_driven = true\n", "t.toml")
@@ -267,10 +261,9 @@ def test_every_damaged_snapshot_is_survived(make_daemon: Factory, dirs: dict[str
         d.snapshot.write_bytes(variant)
         restored = restore(CONFIG, paths, time.time())  # never raises
         assert restored.seq >= 0
-        try:
-            agentctx.read()  # a client: a state or a one-line error, nothing else
-        except (agentctx.StoreError, agentctx.DaemonUnavailable):
-            pass
+        # a client gets a state or a one-line error, nothing else
+        with contextlib.suppress(agentctx.StoreError, agentctx.DaemonUnavailable):
+            agentctx.read()
 
 
 def test_two_daemons_racing_exactly_one_wins(

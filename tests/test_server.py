@@ -263,3 +263,13 @@ def test_sigterm_saves_removes_socket_keeps_snapshot(make_daemon: Factory) -> No
     assert not d.socket.exists()
     snap = d.read_snapshot()
     assert snap["seq"] >= seq and snap["drives"]["B"]["pressure"] == 2.0
+
+
+def test_connections_outlive_the_hello_timeout(make_daemon: Factory) -> None:
+    """Only the hello is timed: a subscriber stays connected and served for good."""
+    d = make_daemon({"B": BUCKET}, tick_interval=0.2)
+    with d.client() as c:
+        deadline = time.monotonic() + 7.0  # well past HELLO_TIMEOUT (5 s)
+        while time.monotonic() < deadline:
+            assert c.recv(timeout=2)["type"] in ("state", "event")
+        assert c.request({"type": "ping"})["type"] == "pong"
