@@ -180,8 +180,12 @@ def test_200_kill9_under_load(make_daemon: Factory) -> None:
             with d.client(subscribe=False) as c:
                 while time.monotonic() < kill_at:
                     kind = rng.choice(["bump", "satisfy"])
-                    req = {"type": kind, "request_id": rid(), "amount": 1.0,
-                           "drive": "UP" if kind == "bump" else "DOWN"}
+                    req = {
+                        "type": kind,
+                        "request_id": rid(),
+                        "amount": 1.0,
+                        "drive": "UP" if kind == "bump" else "DOWN",
+                    }
                     bumps += kind == "bump"
                     satisfies += kind == "satisfy"
                     unacked.append(req)
