@@ -78,11 +78,24 @@ def daemon(config_toml: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
         (root / "run").mkdir(mode=0o700)
         (root / "state").mkdir(mode=0o700)
         (root / "drives.toml").write_text(config_toml)
-        env = {**os.environ, "AGENTCTX_RUNTIME_DIR": str(root / "run"),
-               "AGENTCTX_STATE_DIR": str(root / "state")}
+        env = {
+            **os.environ,
+            "AGENTCTX_RUNTIME_DIR": str(root / "run"),
+            "AGENTCTX_STATE_DIR": str(root / "state"),
+        }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecar", "run", "--config", str(root / "drives.toml"),
-             "--log-level", "warning"], env=env)
+            [
+                sys.executable,
+                "-m",
+                "sidecar",
+                "run",
+                "--config",
+                str(root / "drives.toml"),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
         sock = root / "run" / "sidecar.sock"
         try:
             deadline = time.monotonic() + 15

@@ -44,8 +44,16 @@ for i in range(1, n + 1):
 
 async def follow(run: Path, n: int, interval: float) -> dict[str, object]:
     snap = run / "drives-state.json"
-    snap.write_text(json.dumps({"seq": 10, "tick_ts": time.time(), "tick_interval": 1.0,
-                                "drives": {"A": {"pressure": 0.0}}}))
+    snap.write_text(
+        json.dumps(
+            {
+                "seq": 10,
+                "tick_ts": time.time(),
+                "tick_interval": 1.0,
+                "drives": {"A": {"pressure": 0.0}},
+            }
+        )
+    )
     latencies: list[float] = []
     seen: set[int] = set()
     last_seq = 10 + n
@@ -55,8 +63,12 @@ async def follow(run: Path, n: int, interval: float) -> dict[str, object]:
     )
     t_start = time.monotonic()
     with anyio.fail_after(30 + n * interval * 2):
-        async with Subscription(socket_path=run / "absent.sock", snapshot_path=snap,
-                                reconnect_min=3600, reconnect_max=3600) as updates:
+        async with Subscription(
+            socket_path=run / "absent.sock",
+            snapshot_path=snap,
+            reconnect_min=3600,
+            reconnect_max=3600,
+        ) as updates:
             async for u in updates:
                 if isinstance(u, DriveState) and "written_at" in u.data:
                     latencies.append(time.time() - float(u.data["written_at"]))

@@ -31,8 +31,10 @@ def measure(runs: int, run_dir: Path) -> dict[str, float]:
     commands = {
         "python_bare": ([sys.executable, "-c", "pass"], None),
         "hook": ([agentctx, "context", "--hook", "claude"], HOOK_STDIN),
-        "hook_changes_only": ([agentctx, "context", "--hook", "claude", "--changes-only"],
-                              HOOK_STDIN),
+        "hook_changes_only": (
+            [agentctx, "context", "--hook", "claude", "--changes-only"],
+            HOOK_STDIN,
+        ),
         "cat": (["cat", str(run_dir / "drives-state.json")], None),
     }
     samples: dict[str, list[float]] = {k: [] for k in commands}
@@ -46,8 +48,7 @@ def measure(runs: int, run_dir: Path) -> dict[str, float]:
                 raise RuntimeError(f"{argv} failed: {result.stderr.decode()}")
     out = {f"{k}_ms": round(statistics.median(v) * 1000, 2) for k, v in samples.items()}
     out["hook_vs_bare"] = round(out["hook_ms"] / out["python_bare_ms"], 2)
-    out["hook_changes_only_vs_bare"] = round(
-        out["hook_changes_only_ms"] / out["python_bare_ms"], 2)
+    out["hook_changes_only_vs_bare"] = round(out["hook_changes_only_ms"] / out["python_bare_ms"], 2)
     return out
 
 

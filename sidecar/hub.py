@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
@@ -52,8 +52,7 @@ SNAPSHOT_MODE: Final = 0o600
 
 
 class Subscriber(Protocol):
-    def push_state(self, frame: bytes) -> None: ...
-    def push_event(self, frame: bytes) -> None: ...
+    def push(self, state: bytes, events: Sequence[bytes] = ()) -> None: ...
 
 
 class Rejected(Exception):
@@ -186,10 +185,19 @@ class Hub:
         that is later than the engine's last tick, then catches up to now.
         Raises Rejected (unknown drive, bad values, or not durable).
         """
+        return await self.wait_durable(await self.submit(req, at))
+
+    async def submit(self, req: Request, at: float | None = None) -> int:
+        """Apply and publish *req* (or find its earlier application); return its seq.
+        Not yet durable: pair with `wait_durable(seq)` before acknowledging."""
         async with self._lock:
             seq = self.requests.get(req.request_id)
             if seq is None:
                 seq = await self._apply(req, at)
+        return seq
+
+    async def wait_durable(self, seq: int) -> int:
+        """Wait until the state at *seq* is on disk; Rejected("not_durable") if it failed."""
         try:
             await self.durable_writer.flush(seq)
         except StoreError as exc:
@@ -271,9 +279,7 @@ class Hub:
         state_frame = encode_frame(state_json)
         event_frames = [encode_frame(encode(self._event(c, request))) for c in changes]
         for sub in list(self.subscribers):
-            sub.push_state(state_frame)
-            for frame in event_frames:
-                sub.push_event(frame)
+            sub.push(state_frame, event_frames)
         # After the subscribers: their senders are woken first, the file write after.
         self.snapshot_writer.offer(self.seq, state_json)
 

@@ -31,14 +31,14 @@ async def test_handler_exception_stays_in_its_connection(
 ) -> None:
     hub = inproc.hub
     assert hub is not None
-    real_apply = hub.apply
+    real_submit = hub.submit
 
-    async def exploding_apply(req: Bump, at: float | None = None) -> int:
+    async def exploding_submit(req: Bump, at: float | None = None) -> int:
         if req.reason == "explode":
             raise RuntimeError("injected bug")
-        return await real_apply(req, at)
+        return await real_submit(req, at)
 
-    monkeypatch.setattr(hub, "apply", exploding_apply)
+    monkeypatch.setattr(hub, "submit", exploding_submit)
     bystander = await AsyncRawClient.connect(inproc.paths.socket)
     victim = await AsyncRawClient.connect(inproc.paths.socket, subscribe=False)
     await victim.send({**bump(1), "reason": "explode"})
