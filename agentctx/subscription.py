@@ -131,15 +131,38 @@ class Subscription:
     async def _pump(self, conn: Connection) -> None:
         interval = float(conn.welcome.get("tick_interval", 1.0))
         silence = max(STALE_TICKS * interval, STALE_MIN_S)  # a hung daemon is a down daemon
-        while True:
-            with anyio.move_on_after(silence):
-                msg = await conn.receive()
-                kind = msg.get("type")
-                if kind == "state":
-                    await self._emit_state(DriveState(msg, "socket"))
-                elif kind == "event":
-                    await self._send.send(Event(msg))
-                continue
+        last = anyio.current_time()
+        hung = False
+
+        async def watchdog(scope: anyio.CancelScope) -> None:
+            # One timer per silence period, not a cancel scope per message: this is the
+            # hot path of every fan-out (see benchmarks/push.py).
+            nonlocal hung
+            while True:
+                await anyio.sleep(max(0.0, last + silence - anyio.current_time()))
+                if anyio.current_time() - last >= silence:
+                    hung = True
+                    scope.cancel()
+                    return
+
+        lost: DaemonUnavailable | ProtocolError | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watchdog, tg.cancel_scope)
+            try:
+                while True:
+                    msg = await conn.receive()
+                    last = anyio.current_time()
+                    kind = msg.get("type")
+                    if kind == "state":
+                        await self._emit_state(DriveState(msg, "socket"))
+                    elif kind == "event":
+                        await self._send.send(Event(msg))
+            except (DaemonUnavailable, ProtocolError) as exc:
+                lost = exc  # raised below, outside the task group (not as a group)
+                tg.cancel_scope.cancel()
+        if lost is not None:
+            raise lost
+        if hung:
             raise DaemonUnavailable(f"no state from the sidecar for {silence:g}s")
 
     async def _fallback(self, reason: str) -> Connection:
