@@ -194,8 +194,9 @@ class Subscription:
             while True:
                 try:
                     await watch_dir(self.snapshot_path.parent, name.__eq__, self._read_file)
-                except FileNotFoundError:  # no runtime dir yet: the backstop polls meanwhile
-                    await anyio.sleep(self.backstop)
+                except* FileNotFoundError:  # no runtime dir (yet): the backstop polls meanwhile
+                    pass
+                await anyio.sleep(self.backstop)
 
     async def _backstop(self) -> None:
         while True:

@@ -36,6 +36,8 @@ async def watch_dir(
     """Await *on_change()* whenever a file whose name passes *names* is written or
     created in *directory*. Runs until cancelled; FileNotFoundError if the directory
     is missing."""
+    if not await anyio.Path(directory).is_dir():  # plain error, before a task group wraps it
+        raise FileNotFoundError(f"{directory}: no such directory to watch")
     stop = anyio.Event()
 
     def wanted(change: watchfiles.Change, path: str) -> bool:

@@ -27,7 +27,8 @@ from benchmarks.common import FrameClient, daemon, percentile
 
 RATE_HZ = 10.0  # messages per second, as the issue measured
 DAEMON_CONFIG = (
-    "[sidecar]\ntick_interval = 1.0\n[drives.B]\nthreshold = 1e9\nactivity_driven = true\n"
+    "[sidecar]\ntick_interval = 1.0\nmax_clients = 4096\n"
+    "[drives.B]\nthreshold = 1e9\nactivity_driven = true\n"
 )
 READY_TIMEOUT = 120.0
 REDIS_ENABLED = True  # switched off by the runner when redis cannot be had

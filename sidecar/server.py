@@ -205,6 +205,9 @@ class Client:
                 try:
                     with anyio.fail_after(self.send_timeout):
                         await self.stream.send(b"".join(batch))
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    log.debug("client %s: gone", self.name)  # it closed or died: nothing to do
+                    raise _Drop from None
                 except TimeoutError:
                     log.warning(
                         "client %s: socket full for %.1fs; dropping it",

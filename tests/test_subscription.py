@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -139,3 +140,22 @@ def test_live_in_a_thread(make_daemon: Factory) -> None:
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 2.0
     assert live.wait(0.05) is not None  # closed: returns at once with the last state
+
+
+@pytest.mark.anyio
+async def test_fallback_without_any_runtime_dir_waits_for_it(tmp_path: Path) -> None:
+    """No daemon and no runtime dir at all: the subscription waits (no crash) and picks
+    the snapshot up once it appears."""
+    run = tmp_path / "not-yet"
+    with anyio.fail_after(20):
+        async with agentctx.subscribe(
+            socket_path=run / "sidecar.sock", snapshot_path=run / "drives-state.json", backstop=0.2
+        ) as updates:
+            first = await updates.__anext__()
+            assert isinstance(first, Transition) and first.mode == "fallback"
+            await anyio.sleep(0.5)
+            run.mkdir(mode=0o700)
+            data = {"seq": 5, "tick_ts": time.time(), "tick_interval": 1.0, "drives": {}}
+            atomic_write(run / "drives-state.json", json.dumps(data).encode(), durable=False)
+            state = await updates.__anext__()
+            assert isinstance(state, DriveState) and state.seq == 5 and state.source == "file"
