@@ -1,5 +1,8 @@
 """Pure drive math: tick, satisfy, bump, reset, bands. No I/O; the clock is passed in.
 
+Changes come back as `agentctx.protocol.Event`s (seq 0: the hub numbers them), the
+one schema the wire and the engine share.
+
 The numbers follow emergence's engine (pressure += rate x hours, capped at
 threshold x max_pressure_ratio; satisfy depths 30/50/75/100 %; bump capped the
 same way). One deliberate improvement: pressure is a function of wall-clock time
@@ -16,12 +19,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Final
 
-from agentctx.protocol import DEPTHS, Band, Depth, EventKind, Status
+from agentctx.protocol import DEPTHS, Band, Depth, Event, EventKind, Status
 from sidecar.config import BAND_ORDER, Config, DriveConfig
 
 __all__ = [
     "SECONDS_PER_HOUR",
-    "Change",
     "DriveRuntime",
     "Engine",
     "UnknownDrive",
@@ -54,22 +56,6 @@ class DriveRuntime:
     last_triggered: float | None = None
     last_satisfied: float | None = None
     last_event: float | None = None  # the last satisfy/bump/reset, whatever it was
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """Something subscribers are told about: a band crossing or a discrete event."""
-
-    kind: EventKind
-    drive: str
-    ts: float
-    pressure: float
-    ratio: float
-    band: Band
-    from_band: Band | None = None
-    to_band: Band | None = None
-    depth: Depth | None = None
-    amount: float | None = None
 
 
 def band_for(ratio: float, bands: Mapping[str, float]) -> Band:
@@ -155,13 +141,13 @@ class Engine:
         engine._install(config, runtime or {})
         return engine
 
-    def _install(self, config: Config, runtime: Mapping[str, DriveRuntime]) -> list[Change]:
+    def _install(self, config: Config, runtime: Mapping[str, DriveRuntime]) -> list[Event]:
         """Adopt *config*, keeping the pressure of every drive that survives."""
         ratio_cap = config.sidecar.max_pressure_ratio
         old = self._drives
         self.config = config
         self._drives = {}
-        changes: list[Change] = []
+        changes: list[Event] = []
         for name, spec in config.drives.items():
             bands = spec.band_ratios()
             rt = runtime.get(name) or DriveRuntime()
@@ -230,7 +216,7 @@ class Engine:
 
     # --- time ---------------------------------------------------------------------
 
-    def advance(self, now: float) -> list[Change]:
+    def advance(self, now: float) -> list[Event]:
         """Grow every time-driven drive up to *now*; return the band crossings.
 
         A clock that went backwards grows nothing; the engine then waits for the
@@ -241,7 +227,7 @@ class Engine:
         s = self.config.sidecar
         hours = effective_hours(self.last_tick, now, s.quiet_hours, s.quiet_rate_factor, self.tz)
         self.last_tick = now
-        changes: list[Change] = []
+        changes: list[Event] = []
         for drive in self._drives.values():
             if drive.spec.activity_driven or drive.spec.rate_per_hour == 0.0:
                 continue
@@ -251,7 +237,7 @@ class Engine:
             changes.extend(self._rebanded(drive, now))
         return changes
 
-    def reconfigure(self, config: Config, now: float) -> list[Change]:
+    def reconfigure(self, config: Config, now: float) -> list[Event]:
         """Catch up to *now* under the old config, then switch, keeping pressures."""
         changes = self.advance(now)
         runtime = {n: d.rt for n, d in self._drives.items()}
@@ -262,7 +248,7 @@ class Engine:
 
     def satisfy(
         self, name: str, now: float, depth: Depth | None = None, amount: float | None = None
-    ) -> list[Change]:
+    ) -> list[Event]:
         """Cut pressure by a depth (default moderate) or by an absolute amount."""
         drive = self._drive(name)
         if depth is not None and amount is not None:
@@ -282,7 +268,7 @@ class Engine:
         drive.rt.last_satisfied = now
         return changes + self._applied("satisfied", drive, now, depth=depth, amount=amount)
 
-    def bump(self, name: str, now: float, amount: float) -> list[Change]:
+    def bump(self, name: str, now: float, amount: float) -> list[Event]:
         """Add pressure (how activity-driven drives grow), capped like time growth."""
         drive = self._drive(name)
         _check_amount(amount)
@@ -291,7 +277,7 @@ class Engine:
         drive.rt.pressure = max(p, min(p + amount, drive.cap))
         return changes + self._applied("bumped", drive, now, amount=amount)
 
-    def reset(self, name: str | None, now: float) -> list[Change]:
+    def reset(self, name: str | None, now: float) -> list[Event]:
         """Pressure to zero: one drive, or every drive when *name* is None."""
         targets = [self._drive(name)] if name is not None else list(self._drives.values())
         changes = self.advance(now)
@@ -302,7 +288,7 @@ class Engine:
 
     # --- helpers --------------------------------------------------------------------
 
-    def _rebanded(self, drive: _Drive, now: float) -> list[Change]:
+    def _rebanded(self, drive: _Drive, now: float) -> list[Event]:
         band = band_for(drive.ratio, drive.bands)
         if band == drive.band:
             return []
@@ -313,14 +299,15 @@ class Engine:
             drive.rt.last_triggered = now
         return [self._band_change(drive, before, now)]
 
-    def _band_change(self, drive: _Drive, before: Band, now: float) -> Change:
-        return Change(
-            "band_changed",
-            drive.name,
-            now,
-            drive.rt.pressure,
-            drive.ratio,
-            drive.band,
+    def _band_change(self, drive: _Drive, before: Band, now: float) -> Event:
+        return Event(
+            seq=0,
+            kind="band_changed",
+            drive=drive.name,
+            ts=now,
+            pressure=drive.rt.pressure,
+            ratio=drive.ratio,
+            band=drive.band,
             from_band=before,
             to_band=drive.band,
         )
@@ -332,17 +319,18 @@ class Engine:
         now: float,
         depth: Depth | None = None,
         amount: float | None = None,
-    ) -> list[Change]:
+    ) -> list[Event]:
         """The discrete event itself, then the band crossing it caused (if any)."""
         drive.rt.last_event = now
         crossing = self._rebanded(drive, now)
-        event = Change(
-            kind,
-            drive.name,
-            now,
-            drive.rt.pressure,
-            drive.ratio,
-            drive.band,
+        event = Event(
+            seq=0,
+            kind=kind,
+            drive=drive.name,
+            ts=now,
+            pressure=drive.rt.pressure,
+            ratio=drive.ratio,
+            band=drive.band,
             depth=depth,
             amount=amount,
         )

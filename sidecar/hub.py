@@ -38,7 +38,7 @@ from agentctx.protocol import (
     encode,
 )
 from sidecar.config import Config
-from sidecar.engine import Change, DriveRuntime, Engine, UnknownDrive
+from sidecar.engine import DriveRuntime, Engine, UnknownDrive
 from sidecar.store import DriveRecord, Durable, encode_durable
 from sidecar.writer import LatestWriter
 
@@ -229,7 +229,7 @@ class Hub:
         self.durable_writer.offer(seq, self.durable())
         return seq
 
-    def _mutate(self, req: Request, now: float) -> list[Change]:
+    def _mutate(self, req: Request, now: float) -> list[Event]:
         eng = self.engine
         if isinstance(req, Satisfy):
             return eng.satisfy(req.drive, now, depth=req.depth, amount=req.amount)
@@ -265,7 +265,7 @@ class Hub:
         pretty = msgspec.json.format(state_json, indent=2) + b"\n"
         atomic_write(self.snapshot_path, pretty, durable=False, mode=SNAPSHOT_MODE)
 
-    async def _publish(self, changes: list[Change], request: Request | None = None) -> None:
+    async def _publish(self, changes: list[Event], request: Request | None = None) -> None:
         self.seq += 1
         if self.seq >= self.seq_lease - SEQ_LEASE // 2:  # renew early, in the background
             self.seq_lease = self.seq + SEQ_LEASE
@@ -277,26 +277,13 @@ class Hub:
                 log.error("could not save the seq lease: %s", exc)
         state_json = encode(self.state())
         state_frame = encode_frame(state_json)
-        event_frames = [encode_frame(encode(self._event(c, request))) for c in changes]
+        for event in changes:
+            event.seq = self.seq
+            if request is not None and event.kind != "band_changed":
+                event.request_id = request.request_id
+                event.reason = request.reason
+        event_frames = [encode_frame(encode(event)) for event in changes]
         for sub in list(self.subscribers):
             sub.push(state_frame, event_frames)
         # After the subscribers: their senders are woken first, the file write after.
         self.snapshot_writer.offer(self.seq, state_json)
-
-    def _event(self, change: Change, request: Request | None) -> Event:
-        from_request = request is not None and change.kind != "band_changed"
-        return Event(
-            seq=self.seq,
-            kind=change.kind,
-            drive=change.drive,
-            ts=change.ts,
-            pressure=change.pressure,
-            ratio=change.ratio,
-            band=change.band,
-            from_band=change.from_band,
-            to_band=change.to_band,
-            request_id=request.request_id if from_request and request else None,
-            reason=request.reason if from_request and request else None,
-            depth=change.depth,
-            amount=change.amount,
-        )
