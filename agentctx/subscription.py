@@ -193,7 +193,12 @@ class Subscription:
             tg.start_soon(self._backstop)
             while True:
                 try:
-                    await watch_dir(self.snapshot_path.parent, name.__eq__, self._read_file)
+                    await watch_dir(
+                        self.snapshot_path.parent,
+                        name.__eq__,
+                        self._read_file,
+                        on_watching=self._read_if_changed,
+                    )
                 except* FileNotFoundError:  # no runtime dir (yet): the backstop polls meanwhile
                     pass
                 await anyio.sleep(self.backstop)
@@ -201,7 +206,10 @@ class Subscription:
     async def _backstop(self) -> None:
         while True:
             await anyio.sleep(self.backstop)
-            await self._read_file(only_if_changed=True)
+            await self._read_if_changed()
+
+    async def _read_if_changed(self) -> None:
+        await self._read_file(only_if_changed=True)
 
     async def _read_file(self, only_if_changed: bool = False) -> None:
         path = self.snapshot_path

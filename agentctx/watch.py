@@ -24,6 +24,7 @@ __all__ = ["STEP_MS", "watch_dir"]
 # watchfiles' defaults (50 ms step, 1600 ms debounce) would add ~100 ms.
 STEP_MS: Final = 5
 DEBOUNCE_MS: Final = 50
+WATCHING_PROBE_MS: Final = 500  # the watcher wakes this often when idle (and says so once)
 
 
 async def watch_dir(
@@ -32,10 +33,15 @@ async def watch_dir(
     on_change: Callable[[], Awaitable[object]],
     *,
     step_ms: int = STEP_MS,
+    on_watching: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Await *on_change()* whenever a file whose name passes *names* is written or
     created in *directory*. Runs until cancelled; FileNotFoundError if the directory
-    is missing."""
+    is missing.
+
+    *on_watching()* is awaited once the inotify watch is certainly in place (at the
+    watcher's first timeout): a file that landed between the caller's last look and
+    that moment is caught then, not at some much later backstop."""
     if not await anyio.Path(directory).is_dir():  # plain error, before a task group wraps it
         raise FileNotFoundError(f"{directory}: no such directory to watch")
     stop = anyio.Event()
@@ -44,15 +50,23 @@ async def watch_dir(
         return change != watchfiles.Change.deleted and names(os.path.basename(path))
 
     async def consume() -> None:
-        async for _ in watchfiles.awatch(
+        watching = False
+        async for changes in watchfiles.awatch(
             directory,
             stop_event=stop,
             step=step_ms,
             debounce=DEBOUNCE_MS,
             recursive=False,
             watch_filter=wanted,
+            rust_timeout=WATCHING_PROBE_MS,
+            yield_on_timeout=True,
         ):
-            await on_change()
+            if changes:
+                await on_change()
+            elif not watching:  # the first timeout: the watch has existed all along
+                watching = True
+                if on_watching is not None:
+                    await on_watching()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(consume)

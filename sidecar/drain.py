@@ -85,7 +85,12 @@ async def watch_spool(hub: Hub, directory: Path) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(_backstop, hub, directory)
         await watch_dir(
-            directory, _is_request, lambda: drain(hub, directory), step_ms=SPOOL_STEP_MS
+            directory,
+            _is_request,
+            lambda: drain(hub, directory),
+            step_ms=SPOOL_STEP_MS,
+            # what landed between the start-up drain and the watch: drained now
+            on_watching=lambda: drain(hub, directory),
         )
 
 
