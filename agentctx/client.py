@@ -10,9 +10,7 @@ receive path is the hot path of every fan-out, and the server is trusted (our ui
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import struct
 from collections import deque
 from pathlib import Path
 from typing import Any, Final
@@ -24,6 +22,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from agentctx.errors import DaemonUnavailable, FrameTooLarge, ProtocolError
 from agentctx.framing import FrameDecoder, encode_frame
 from agentctx.protocol import PROTO_VERSION, Hello, encode
+from agentctx.sync import check_server
 
 __all__ = ["CONNECT_TIMEOUT", "Connection"]
 
@@ -31,7 +30,6 @@ CONNECT_TIMEOUT: Final = (
     1.0  # connect + welcome; with socket activation connect alone proves nothing
 )
 RECV_SIZE: Final = 1 << 16
-_PEERCRED = struct.Struct("3i")
 _decode = msgspec.json.Decoder().decode
 
 _UNAVAILABLE = (OSError, anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -135,7 +133,7 @@ class Connection:
             with anyio.fail_after(within):
                 pipe = await _connect(path)
                 try:
-                    _check_peer(pipe.raw, path)
+                    check_server(pipe.raw, path)
                     hello = Hello(proto=PROTO_VERSION, client=client, subscribe=subscribe)
                     await pipe.write(encode_frame(encode(hello)))
                     conn = cls(pipe, {})
@@ -190,10 +188,3 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return "connection closed" if isinstance(exc, anyio.EndOfStream) else type(exc).__name__
-
-
-def _check_peer(sock: socket.socket, path: Path) -> None:
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-    _pid, uid, _gid = _PEERCRED.unpack(raw)
-    if uid != os.getuid():
-        raise DaemonUnavailable(f"{path}: served by uid {uid}, not by us; not trusted")

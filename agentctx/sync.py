@@ -26,10 +26,24 @@ if TYPE_CHECKING:
 
     from agentctx.paths import StrPath
 
-__all__ = ["SyncConnection"]
+__all__ = ["SyncConnection", "check_server", "peer_uid"]
 
-_PEERCRED = struct.Struct("3i")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 PROTO = 1
+
+
+def peer_uid(sock: _socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket (SO_PEERCRED)."""
+    raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
+    _pid, uid, _gid = _PEERCRED.unpack(raw)
+    return int(uid)
+
+
+def check_server(sock: _socket.socket, path: StrPath) -> None:
+    """Refuse a sidecar socket served by another uid: its state is not ours to trust."""
+    uid = peer_uid(sock)
+    if uid != os.getuid():
+        raise DaemonUnavailable(f"{path}: served by uid {uid}, not by us; not trusted")
 
 
 class SyncConnection:
@@ -55,10 +69,7 @@ class SyncConnection:
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             sock.connect(os.fspath(path))
-            raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
-            _pid, uid, _gid = _PEERCRED.unpack(raw)
-            if uid != os.getuid():
-                raise DaemonUnavailable(f"{path}: served by uid {uid}, not by us; not trusted")
+            check_server(sock, path)
             hello = {"type": "hello", "proto": PROTO, "client": client, "subscribe": subscribe}
             sock.sendall(encode_frame(json.dumps(hello).encode()) + extra)
         except OSError as exc:

@@ -53,6 +53,7 @@ from agentctx.protocol import (
     decode_client,
     encode_message,
 )
+from agentctx.sync import peer_uid
 from sidecar.hub import Hub, Rejected
 
 __all__ = ["HELLO_TIMEOUT", "MAX_OUTBOX", "Client", "Server"]
@@ -69,21 +70,17 @@ _STATE_SLOT: Final = b""  # marker in the outbox: "the newest state goes here"
 ROOM_POLL: Final = 0.01  # how often a slow reader's socket is checked for room
 WRITE_OVERHEAD: Final = 1024  # kernel bookkeeping per write, counted against SO_SNDBUF
 FINAL_RESERVE: Final = 2048  # always left free for a final error frame
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class _Drop(Exception):
     """Internal: end this client's connection (after sending its final frame)."""
 
 
-def peer_uid(stream: SocketStream) -> int | None:
-    sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
+def _peer_uid(stream: SocketStream) -> int | None:
     try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        return peer_uid(stream.extra(SocketAttribute.raw_socket))
     except OSError:
         return None
-    _pid, uid, _gid = _PEERCRED.unpack(raw)
-    return int(uid)
 
 
 class Client:
@@ -407,7 +404,7 @@ class Server:
         """Run one client; whatever happens stays inside this connection."""
         settings = self.hub.config.sidecar
         try:
-            uid = peer_uid(stream)
+            uid = _peer_uid(stream)
             if uid != self.uid:
                 log.warning("refused a connection from uid %s", uid)
                 return  # closed in finally, before a single byte is sent

@@ -18,6 +18,39 @@ from agentctx.framing import FrameDecoder, encode_frame
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
 
+# an emergence drives.json as emergence writes it: extra keys, "thresholds" overrides
+EMERGENCE_DRIVES = {
+    "_comment": "exported from emergence",
+    "version": "1.0",
+    "drives": {
+        "CARE": {
+            "name": "CARE",
+            "threshold": 25.0,
+            "rate_per_hour": 2.0,
+            "description": "Connection",
+            "prompt": "Check in.",
+            "category": "core",
+            "created_by": "system",
+            "created_at": "2026-02-09T18:39:19+00:00",
+            "discovered_during": None,
+            "activity_driven": False,
+        },
+        "REST": {
+            "threshold": 30,
+            "rate_per_hour": 0,
+            "activity_driven": True,
+            "thresholds": {"elevated": 0.6},
+        },
+        "WANDER": {
+            "threshold": 20,
+            "rate_per_hour": 1.0,
+            "gated_until": "first_light",
+            "min_interval_seconds": 43200,
+            "aspects": ["a", "b"],
+        },
+    },
+}
+
 
 def frame(obj: dict[str, Any]) -> bytes:
     return encode_frame(json.dumps(obj).encode())

@@ -6,41 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from support import EMERGENCE_DRIVES
 
 from agentctx.errors import ConfigError
 from sidecar.config import default_config, load_config, parse_config
-
-EMERGENCE_DRIVES = {
-    "_comment": "exported from emergence",
-    "version": "1.0",
-    "drives": {
-        "CARE": {
-            "name": "CARE",
-            "threshold": 25.0,
-            "rate_per_hour": 2.0,
-            "description": "Connection",
-            "prompt": "Check in.",
-            "category": "core",
-            "created_by": "system",
-            "created_at": "2026-02-09T18:39:19+00:00",
-            "discovered_during": None,
-            "activity_driven": False,
-        },
-        "REST": {
-            "threshold": 30,
-            "rate_per_hour": 0,
-            "activity_driven": True,
-            "thresholds": {"elevated": 0.6},
-        },
-        "WANDER": {
-            "threshold": 20,
-            "rate_per_hour": 1.0,
-            "gated_until": "first_light",
-            "min_interval_seconds": 43200,
-            "aspects": ["a", "b"],
-        },
-    },
-}
 
 
 def test_defaults() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUCKET, FAST
-from support import REPO, DaemonProcess, RawClient, write_config
+from support import EMERGENCE_DRIVES, REPO, DaemonProcess, RawClient, write_config
 
 from sidecar.store import encode_durable, load_durable
 
@@ -190,30 +190,14 @@ def test_sighup_reloads_config_keeping_pressure_and_clients(make_daemon: Factory
 
 def test_emergence_drives_json_runs(make_daemon: Factory, dirs: dict[str, Path]) -> None:
     cfg = dirs["root"] / "drives.json"
-    cfg.write_text(
-        json.dumps(
-            {
-                "version": "1.0",
-                "drives": {
-                    "CARE": {
-                        "name": "CARE",
-                        "threshold": 25.0,
-                        "rate_per_hour": 2.0,
-                        "category": "core",
-                        "created_by": "system",
-                        "activity_driven": False,
-                    },
-                    "REST": {"threshold": 30.0, "rate_per_hour": 0.0, "activity_driven": True},
-                },
-            }
-        )
-    )
+    cfg.write_text(json.dumps(EMERGENCE_DRIVES))
     d = make_daemon(start=False)
     d.config = cfg
     d.start()
     state = get(d)
-    assert set(state["drives"]) == {"CARE", "REST"}  # type: ignore[arg-type]
+    assert set(state["drives"]) == {"CARE", "REST", "WANDER"}  # type: ignore[arg-type]
     assert state["drives"]["CARE"]["threshold"] == 25.0  # type: ignore[index]
+    assert state["drives"]["REST"]["activity_driven"] is True  # type: ignore[index]
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
