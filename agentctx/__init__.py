@@ -17,13 +17,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
+    "__version__": "agentctx._core.version",
     "read": "agentctx.oneshot",
     "read_snapshot": "agentctx.oneshot",
     "DriveState": "agentctx.state",
-    "Event": "agentctx.state",
+    "DriveEvent": "agentctx.state",
     "Transition": "agentctx.state",
     "satisfy": "agentctx.requests",
     "bump": "agentctx.requests",
@@ -33,20 +32,21 @@ _EXPORTS = {
     "Subscription": "agentctx.subscription",
     "Live": "agentctx.live",
     "markdown": "agentctx.render",
-    "AgentctxError": "agentctx.errors",
-    "DaemonUnavailable": "agentctx.errors",
-    "RequestFailed": "agentctx.errors",
-    "StoreError": "agentctx.errors",
-    "ProtocolError": "agentctx.errors",
-    "ConfigError": "agentctx.errors",
+    "AgentctxError": "agentctx._core.errors",
+    "DaemonUnavailable": "agentctx._core.errors",
+    "RequestFailed": "agentctx._core.errors",
+    "StoreError": "agentctx._core.errors",
+    "ProtocolError": "agentctx._core.errors",
+    "ConfigError": "agentctx._core.errors",
+    "UnknownDrive": "agentctx._core.errors",
 }
 
 __all__ = [
     "AgentctxError",
     "ConfigError",
     "DaemonUnavailable",
+    "DriveEvent",
     "DriveState",
-    "Event",
     "Live",
     "ProtocolError",
     "Receipt",
@@ -54,6 +54,8 @@ __all__ = [
     "StoreError",
     "Subscription",
     "Transition",
+    "UnknownDrive",
+    "__version__",
     "bump",
     "markdown",
     "read",
@@ -64,19 +66,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from agentctx.errors import (
+    from agentctx._core.errors import (
         AgentctxError,
         ConfigError,
         DaemonUnavailable,
         ProtocolError,
         RequestFailed,
         StoreError,
+        UnknownDrive,
     )
+    from agentctx._core.version import __version__
     from agentctx.live import Live
     from agentctx.oneshot import read, read_snapshot
     from agentctx.render import markdown
     from agentctx.requests import Receipt, bump, reset, satisfy
-    from agentctx.state import DriveState, Event, Transition
+    from agentctx.state import DriveEvent, DriveState, Transition
     from agentctx.subscription import Subscription, subscribe
 
 

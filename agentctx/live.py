@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from agentctx.state import DriveState, Event, Transition
+from agentctx.state import DriveEvent, DriveState, Transition
 from agentctx.subscription import Subscription
 
 __all__ = ["EVENTS_KEPT", "Live"]
@@ -38,7 +38,7 @@ class Live:
         self._version = 0
         self._state: DriveState | None = None
         self._mode = "starting"
-        self.events: deque[Event] = deque(maxlen=EVENTS_KEPT)
+        self.events: deque[DriveEvent] = deque(maxlen=EVENTS_KEPT)
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._future: Future[None] | None = None
 
@@ -95,7 +95,7 @@ class Live:
                 with self._cond:
                     if isinstance(update, DriveState):
                         self._state = update
-                    elif isinstance(update, Event):
+                    elif isinstance(update, DriveEvent):
                         self.events.append(update)
                     elif isinstance(update, Transition):
                         self._mode = update.mode

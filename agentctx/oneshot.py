@@ -2,33 +2,29 @@
 
 Socket first; the snapshot file when the socket is absent, refused, or silent
 past the timeout. The result says which (`source`) and how old it is (`age_s`,
-`stale`). Stdlib only: see agentctx.sync for why.
+`stale`). Stdlib only: see agentctx.blocking for why.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
-from agentctx import paths
-from agentctx.errors import DaemonUnavailable, ProtocolError, StoreError
-from agentctx.files import read_file
-from agentctx.framing import encode_frame
+from agentctx._core import paths
+from agentctx._core.errors import DaemonUnavailable, ProtocolError
+from agentctx._core.snapshot import read_snapshot_file
+from agentctx.blocking import GET_FRAME, GET_ID, BlockingConnection
 from agentctx.state import DriveState
-from agentctx.sync import SyncConnection
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final
+    from typing import Final
 
-    from agentctx.paths import StrPath
+    from agentctx._core.paths import StrPath
 
-__all__ = ["DEFAULT_TIMEOUT", "read", "read_snapshot"]
+__all__ = ["DEFAULT_TIMEOUT", "read", "read_snapshot", "read_socket"]
 
 DEFAULT_TIMEOUT: Final = 0.1
-_GET_ID: Final = 1
-_GET: Final = encode_frame(b'{"type":"get","id":1}')
 
 
 def read(
@@ -52,29 +48,21 @@ def read_socket(
     socket_path: StrPath | None = None,
     client: str = "agentctx.oneshot",
 ) -> DriveState:
+    """The state from the sidecar's socket; DaemonUnavailable if none answers in time."""
     path = socket_path or paths.socket_path()
     deadline = time.monotonic() + timeout
-    with SyncConnection.open(path, deadline, client, extra=_GET) as conn:
-        msg = conn.answer(_GET_ID)
-    if msg.get("type") != "state":
-        raise ProtocolError(f"unexpected answer to get: {msg.get('type')}")
-    return DriveState(_checked(msg, str(path)), "socket")
+    with BlockingConnection.open(path, deadline, client, extra=GET_FRAME) as conn:
+        msg = conn.answer(GET_ID)
+    if msg.get("type") != "state" or not isinstance(msg.get("drives"), dict):
+        raise ProtocolError(f"{path}: not a drive state in answer to get: {msg.get('type')}")
+    return DriveState(msg, "socket")
 
 
 def read_snapshot(path: StrPath | None = None) -> DriveState:
+    """The state from the snapshot file. DaemonUnavailable if there is none, StoreError
+    if it cannot be read or is not a drive state."""
     path = path or paths.snapshot_path()
-    data = read_file(path)
+    data = read_snapshot_file(path)
     if data is None:
         raise DaemonUnavailable(f"no sidecar answering and no snapshot at {path}")
-    try:
-        obj = json.loads(data)
-    except ValueError as exc:
-        raise StoreError(f"{path}: not valid JSON ({exc})") from None
-    return DriveState(_checked(obj, str(path)), "file")
-
-
-def _checked(obj: Any, source: str) -> dict[str, Any]:
-    if not isinstance(obj, dict) or not isinstance(obj.get("drives"), dict):
-        raise StoreError(f"{source}: not a drive state (no 'drives' object)")
-    checked: dict[str, Any] = obj
-    return checked
+    return DriveState(data, "file")

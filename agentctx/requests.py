@@ -16,14 +16,18 @@ import uuid
 from pathlib import Path
 from typing import Final, Literal
 
-from agentctx import paths
-from agentctx.errors import DaemonUnavailable, ProtocolError, RequestFailed, StoreError
-from agentctx.oneshot import read_snapshot
-from agentctx.protocol import (
-    DEPTHS,
+from agentctx._core import paths
+from agentctx._core.errors import (
+    E_BAD_REQUEST,
     E_NOT_DURABLE,
-    E_UNKNOWN_DRIVE,
-    BadMessage,
+    DaemonUnavailable,
+    ProtocolError,
+    RequestFailed,
+    StoreError,
+    UnknownDrive,
+)
+from agentctx._core.protocol import (
+    DEPTHS,
     Bump,
     Depth,
     Request,
@@ -33,12 +37,13 @@ from agentctx.protocol import (
     encode,
     encode_message,
 )
-from agentctx.spool import spool_request
-from agentctx.sync import SyncConnection
+from agentctx._core.spool import spool_request
+from agentctx.blocking import BlockingConnection
+from agentctx.oneshot import read_snapshot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from agentctx.paths import StrPath
+    from agentctx._core.paths import StrPath
 
 __all__ = ["ACK_TIMEOUT", "Receipt", "bump", "reset", "satisfy", "submit"]
 
@@ -85,10 +90,10 @@ def satisfy(
     """Cut *drive*'s pressure by a depth (shallow/moderate/deep/full) or an amount."""
     if depth is not None and depth not in DEPTHS:
         raise RequestFailed(
-            "bad_request", f"unknown depth {depth!r} (expected {', '.join(DEPTHS)})"
+            E_BAD_REQUEST, f"unknown depth {depth!r} (expected {', '.join(DEPTHS)})"
         )
     if depth is not None and amount is not None:
-        raise RequestFailed("bad_request", "give a depth or an amount, not both")
+        raise RequestFailed(E_BAD_REQUEST, "give a depth or an amount, not both")
     req = Satisfy(
         id=_ID,
         request_id=request_id or _new_id(),
@@ -131,11 +136,8 @@ def _validate(req: Request) -> None:
     """The same schema check the daemon does, before anything leaves this process."""
     amount = getattr(req, "amount", None)
     if amount is not None and not (isinstance(amount, int | float) and math.isfinite(amount)):
-        raise RequestFailed("bad_request", f"amount must be a finite number, got {amount!r}")
-    try:
-        decode_client(encode(req))
-    except BadMessage as exc:
-        raise RequestFailed("bad_request", exc.message) from None
+        raise RequestFailed(E_BAD_REQUEST, f"amount must be a finite number, got {amount!r}")
+    decode_client(encode(req))  # RequestFailed(bad_request, ...) saying what is wrong
 
 
 def _check_drive_offline(req: Request) -> None:
@@ -147,9 +149,7 @@ def _check_drive_offline(req: Request) -> None:
     except (DaemonUnavailable, StoreError):
         return  # nothing to check against: the daemon will judge
     if req.drive.upper() not in known:
-        raise RequestFailed(
-            E_UNKNOWN_DRIVE, f"unknown drive {req.drive!r} (known: {', '.join(sorted(known))})"
-        )
+        raise UnknownDrive(req.drive, known)
 
 
 def submit(
@@ -166,7 +166,7 @@ def submit(
     deadline = time.monotonic() + timeout
     path = socket_path or paths.socket_path()
     try:
-        with SyncConnection.open(path, deadline, "agentctx", extra=encode_message(req)) as conn:
+        with BlockingConnection.open(path, deadline, "agentctx", extra=encode_message(req)) as conn:
             msg = conn.answer(req.id)
     except (DaemonUnavailable, ProtocolError):
         _check_drive_offline(req)

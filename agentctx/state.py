@@ -1,7 +1,7 @@
 """What a client holds: a drive state, where it came from, and how old it is.
 
 `DriveState` is a thin view over the state JSON exactly as the daemon sends it
-(the schema itself is `agentctx.protocol.State`): the hook fast path reads it
+(the schema itself is `agentctx._core.protocol.State`): the hook fast path reads it
 with the stdlib `json` module, so nothing here imports msgspec or anyio.
 """
 
@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
-__all__ = ["STALE_MIN_S", "STALE_TICKS", "DriveState", "Event", "Transition"]
+__all__ = ["STALE_MIN_S", "STALE_TICKS", "DriveEvent", "DriveState", "Transition"]
 
 STALE_TICKS: Final = 3  # older than this many tick intervals counts as stale...
 STALE_MIN_S: Final = 5.0  # ...but never less than this (scheduling jitter on 1 s ticks)
@@ -86,8 +86,9 @@ class DriveState:
         )
 
 
-class Event:
-    """A discrete change pushed by the daemon: band_changed, satisfied, bumped, reset."""
+class DriveEvent:
+    """A discrete change pushed by the daemon (band_changed, satisfied, bumped, reset):
+    the wire `event` message (agentctx._core.protocol.Event) as the client sees it."""
 
     __slots__ = ("data",)
 
@@ -112,7 +113,7 @@ class Event:
             if self.kind == "band_changed"
             else ""
         )
-        return f"Event({self.kind} {self.drive}{extra}, seq={self.seq})"
+        return f"DriveEvent({self.kind} {self.drive}{extra}, seq={self.seq})"
 
 
 class Transition:

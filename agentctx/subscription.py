@@ -1,7 +1,7 @@
 """`agentctx.subscribe()`: every state and event, live, on asyncio or trio (anyio).
 
     async with agentctx.subscribe() as updates:
-        async for update in updates:      # DriveState | Event | Transition
+        async for update in updates:      # DriveState | DriveEvent | Transition
             ...
 
 Live, it reads the daemon's socket. When the socket goes away (or stays silent
@@ -23,29 +23,27 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from agentctx import paths
-from agentctx.client import CONNECT_TIMEOUT, Connection
-from agentctx.errors import DaemonUnavailable, ProtocolError, StoreError
-from agentctx.files import read_file
-from agentctx.state import STALE_MIN_S, STALE_TICKS, DriveState, Event, Transition
-from agentctx.watch import watch_dir
+from agentctx._core import paths
+from agentctx._core.dirwatch import watch_dir
+from agentctx._core.errors import DaemonUnavailable, ProtocolError, StoreError
+from agentctx._core.snapshot import read_snapshot_file
+from agentctx.connection import CONNECT_TIMEOUT, Connection
+from agentctx.state import STALE_MIN_S, STALE_TICKS, DriveEvent, DriveState, Transition
 
 __all__ = ["Subscription", "Update", "subscribe"]
 
-Update = DriveState | Event | Transition
+Update = DriveState | DriveEvent | Transition
 
 RECONNECT_MIN: Final = 0.05
 RECONNECT_MAX: Final = 2.0
 BACKSTOP: Final = 1.0  # re-read the snapshot at least this often while following it
 BUFFER: Final = 64  # updates held for a slow consumer before we stop reading the socket
-_decode = msgspec.json.Decoder().decode
 
 
 class Subscription:
@@ -156,7 +154,7 @@ class Subscription:
                     if kind == "state":
                         await self._emit_state(DriveState(msg, "socket"))
                     elif kind == "event":
-                        await self._send.send(Event(msg))
+                        await self._send.send(DriveEvent(msg))
             except (DaemonUnavailable, ProtocolError) as exc:
                 lost = exc  # raised below, outside the task group (not as a group)
                 tg.cancel_scope.cancel()
@@ -214,7 +212,7 @@ class Subscription:
     async def _read_file(self, only_if_changed: bool = False) -> None:
         path = self.snapshot_path
 
-        def load() -> tuple[tuple[int, int] | None, bytes | None]:
+        def load() -> tuple[tuple[int, int] | None, dict[str, Any] | None]:
             try:
                 st = os.stat(path)
             except OSError:
@@ -222,21 +220,15 @@ class Subscription:
             sig = (st.st_ino, st.st_mtime_ns)
             if only_if_changed and sig == self._file_sig:
                 return sig, None
-            return sig, read_file(path)
+            try:
+                return sig, read_snapshot_file(path)
+            except StoreError:  # cannot happen with atomic renames; never trust it anyway
+                return sig, None
 
-        try:
-            sig, data = await anyio.to_thread.run_sync(load)
-        except StoreError:
-            return
+        sig, data = await anyio.to_thread.run_sync(load)
         self._file_sig = sig
-        if data is None:
-            return
-        try:
-            obj = _decode(data)
-        except msgspec.DecodeError:
-            return  # cannot happen with atomic renames; never trust it anyway
-        if isinstance(obj, dict) and isinstance(obj.get("drives"), dict):
-            await self._emit_state(DriveState(obj, "file"))
+        if data is not None:
+            await self._emit_state(DriveState(data, "file"))
 
 
 # `async with agentctx.subscribe(...) as updates:` reads better than the class name.

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agentctx.framing import FrameDecoder, encode_frame
+from agentctx._core.framing import FrameDecoder, encode_frame
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,3 +1,5 @@
-"""The agentctx sidecar daemon: drive engine, durable state, live snapshot, socket server."""
+"""The agentctx sidecar daemon: drive engine, durable state, live snapshot, socket server.
 
-__version__ = "0.1.0"
+It imports only the shared layer of the client package (`agentctx._core`):
+docs/architecture.md draws the line.
+"""

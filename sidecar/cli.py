@@ -12,9 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from agentctx import paths
-from agentctx.errors import AgentctxError, ConfigError
-from sidecar.config import Config, load_config
+from agentctx._core import paths
+from agentctx._core.config import Config, load_config
+from agentctx._core.errors import AgentctxError, ConfigError
+from agentctx._core.layout import Layout
+from agentctx._core.version import __version__
 
 __all__ = ["main"]
 
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser(
         "run",
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
     _setup_logging(args.log_level)
-    from sidecar.daemon import Daemon, Paths  # the heavy imports only when running
+    from sidecar.daemon import Daemon  # the heavy imports only when running
 
     path, required = _config_source(args.config)
     try:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"agentctx-sidecar: invalid config: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    daemon = Daemon(cfg, Paths.resolve(args.runtime_dir, args.state_dir), config_path=path)
+    daemon = Daemon(cfg, Layout.resolve(args.runtime_dir, args.state_dir), config_path=path)
     try:
         daemon.run()
     except AgentctxError as exc:

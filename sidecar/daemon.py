@@ -1,4 +1,4 @@
-"""The daemon's life: claim the paths, restore, serve, tick, reload, stop cleanly.
+"""The daemon's life: claim its files, restore, serve, tick, reload, stop cleanly.
 
 Tasks (one task group): the tick loop, the snapshot writer, the accept loop and
 the signal loop. SIGTERM/SIGINT cancel the group; what follows runs with the
@@ -24,20 +24,20 @@ from typing import Final
 import anyio
 from anyio.abc import SocketListener, TaskStatus
 
-from agentctx import paths as default_paths
-from agentctx.errors import ConfigError, StoreError
-from agentctx.files import clean_orphans
-from agentctx.protocol import State
-from sidecar.config import Config, load_config
+from agentctx._core.config import Config, load_config
+from agentctx._core.errors import ConfigError, StoreError
+from agentctx._core.files import clean_orphans
+from agentctx._core.layout import Layout
+from agentctx._core.protocol import State
+from sidecar.claim import bind_socket, ensure_private_dir, hold_lock
 from sidecar.drain import drain, watch_spool
 from sidecar.engine import DriveRuntime, Engine
-from sidecar.hub import Hub, runtime_from
-from sidecar.listener import bind_socket, ensure_private_dir, hold_lock
+from sidecar.hub import Hub
 from sidecar.notify import Notifier, activated_socket
 from sidecar.server import Server
 from sidecar.store import Durable, load_durable, load_snapshot
 
-__all__ = ["SEQ_UNKNOWN_MARGIN", "Daemon", "Paths", "restore"]
+__all__ = ["SEQ_UNKNOWN_MARGIN", "Daemon", "restore"]
 
 log = logging.getLogger(__name__)
 
@@ -46,38 +46,6 @@ STATUS_INTERVAL: Final = 5.0  # seconds between STATUS= updates to systemd
 # With no readable durable state we do not know the seq lease: start this far
 # above the snapshot's seq so no client ever sees a seq go back.
 SEQ_UNKNOWN_MARGIN: Final = 1_000_000
-
-
-@dataclass(frozen=True)
-class Paths:
-    runtime: Path
-    state: Path
-
-    @classmethod
-    def resolve(cls, runtime: Path | None = None, state: Path | None = None) -> Paths:
-        return cls(
-            runtime or Path(default_paths.runtime_dir()), state or Path(default_paths.state_dir())
-        )
-
-    @property
-    def socket(self) -> Path:
-        return self.runtime / default_paths.SOCKET_NAME
-
-    @property
-    def snapshot(self) -> Path:
-        return self.runtime / default_paths.SNAPSHOT_NAME
-
-    @property
-    def lock(self) -> Path:
-        return self.runtime / default_paths.LOCK_NAME
-
-    @property
-    def durable(self) -> Path:
-        return self.state / default_paths.DURABLE_NAME
-
-    @property
-    def spool(self) -> Path:
-        return self.state / default_paths.SPOOL_NAME
 
 
 @dataclass
@@ -100,48 +68,48 @@ def _instant(text: str | None) -> float | None:
 def _from_snapshot(snap: State) -> dict[str, DriveRuntime]:
     return {
         name: DriveRuntime(
-            v.pressure,
-            _instant(v.last_triggered),
-            _instant(v.last_satisfied),
-            _instant(v.last_event),
+            pressure=v.pressure,
+            last_triggered=_instant(v.last_triggered),
+            last_satisfied=_instant(v.last_satisfied),
+            last_event=_instant(v.last_event),
         )
         for name, v in snap.drives.items()
     }
 
 
-def restore(config: Config, paths: Paths, now: float) -> Restored:
+def restore(config: Config, layout: Layout, now: float) -> Restored:
     """Rebuild the engine from the durable state (else the snapshot, else zero).
 
     The engine stays at the restored instant: spooled requests are applied at the
     time they were made, then the first tick catches up to *now* by wall clock.
     Damaged files are reported, never fatal."""
-    for path in (paths.durable, paths.snapshot):
+    for path in (layout.durable, layout.snapshot):
         if removed := clean_orphans(path):
             log.info("removed %d orphan temp file(s) of %s", removed, path)
     durable: Durable | None = None
     snap: State | None = None
     try:
-        durable = load_durable(paths.durable)
+        durable = load_durable(layout.durable)
     except StoreError as exc:
         log.error("durable state unusable, falling back to the snapshot: %s", exc)
     try:
-        snap = load_snapshot(paths.snapshot)
+        snap = load_snapshot(layout.snapshot)
     except StoreError as exc:
         log.warning("live snapshot unusable: %s", exc)
     if durable is not None:
         seq = max(durable.seq, durable.seq_lease)
         restored = Restored(
-            Engine.create(config, min(durable.last_tick, now), runtime_from(durable)),
+            Engine.create(config, min(durable.last_tick, now), durable.drives),
             seq,
             list(durable.requests),
-            f"durable state {paths.durable}",
+            f"durable state {layout.durable}",
         )
     elif snap is not None:
         restored = Restored(
             Engine.create(config, min(snap.tick_ts, now), _from_snapshot(snap)),
             snap.seq + SEQ_UNKNOWN_MARGIN,
             [],
-            f"snapshot {paths.snapshot}",
+            f"snapshot {layout.snapshot}",
         )
     else:
         restored = Restored(Engine.create(config, now), 0)
@@ -157,9 +125,9 @@ def restore(config: Config, paths: Paths, now: float) -> Restored:
 
 
 class Daemon:
-    def __init__(self, config: Config, paths: Paths, config_path: Path | None = None) -> None:
+    def __init__(self, config: Config, layout: Layout, config_path: Path | None = None) -> None:
         self.config = config
-        self.paths = paths
+        self.layout = layout
         self.config_path = config_path
         self.boot_id = uuid.uuid4().hex
         self.hub: Hub | None = None
@@ -171,11 +139,11 @@ class Daemon:
         """Private dirs, the lock, then the socket: held for the daemon's life."""
         if not os.environ.get("AGENTCTX_RUNTIME_DIR") and not os.environ.get("XDG_RUNTIME_DIR"):
             log.warning(
-                "XDG_RUNTIME_DIR is not set; using the private fallback %s", self.paths.runtime
+                "XDG_RUNTIME_DIR is not set; using the private fallback %s", self.layout.runtime
             )
-        ensure_private_dir(self.paths.runtime)
-        ensure_private_dir(self.paths.state)
-        with hold_lock(self.paths.lock):
+        ensure_private_dir(self.layout.runtime)
+        ensure_private_dir(self.layout.state)
+        with hold_lock(self.layout.lock):
             sock = activated_socket()
             if sock is not None:  # systemd owns this socket: never unlink or rebind it
                 log.info("using the socket passed by systemd (socket activation)")
@@ -184,15 +152,15 @@ class Daemon:
                 finally:
                     sock.close()
                 return
-            sock = bind_socket(self.paths.socket)
-            ino = os.stat(self.paths.socket).st_ino
+            sock = bind_socket(self.layout.socket)
+            ino = os.stat(self.layout.socket).st_ino
             try:
                 yield sock
             finally:
                 sock.close()
                 with contextlib.suppress(OSError):
-                    if os.stat(self.paths.socket).st_ino == ino:
-                        os.unlink(self.paths.socket)
+                    if os.stat(self.layout.socket).st_ino == ino:
+                        os.unlink(self.layout.socket)
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT. Raises AgentctxError subclasses for start-up refusals."""
@@ -204,14 +172,14 @@ class Daemon:
                 self.close()
 
     def open(self, now: float | None = None) -> Hub:
-        """Restore state and build the hub (call with the paths claimed)."""
-        restored = restore(self.config, self.paths, time.time() if now is None else now)
+        """Restore state and build the hub (call with the files claimed)."""
+        restored = restore(self.config, self.layout, time.time() if now is None else now)
         self.hub = Hub(
             restored.engine,
             boot_id=self.boot_id,
             seq=restored.seq,
-            durable_path=self.paths.durable,
-            snapshot_path=self.paths.snapshot,
+            durable_path=self.layout.durable,
+            snapshot_path=self.layout.snapshot,
             requests=restored.requests,
         )
         return self.hub
@@ -250,18 +218,18 @@ class Daemon:
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(hub.run)
             await hub.save()  # the restored state, before anyone relies on it
-            await drain(hub, self.paths.spool)  # requests made while we were down, in order
+            await drain(hub, self.layout.spool)  # requests made while we were down, in order
             await hub.tick()  # catch up the rest of the downtime
             await hub.snapshot_writer.flush(hub.seq)
             self.server = Server(hub)
             tg.start_soon(self.server.serve, listener)
             tg.start_soon(self._tick_loop, hub)
-            tg.start_soon(watch_spool, hub, self.paths.spool)
+            tg.start_soon(watch_spool, hub, self.layout.spool)
             log.info(
                 "ready: %d drives, socket %s, snapshot %s",
                 len(hub.engine.names),
-                self.paths.socket,
-                self.paths.snapshot,
+                self.layout.socket,
+                self.layout.snapshot,
             )
             self.notifier.ready(self._status())  # listening, first snapshot on disk
             task_status.started(hub)

@@ -17,12 +17,12 @@ from typing import Final
 
 import anyio
 
-from agentctx.errors import ProtocolError, StoreError
-from agentctx.files import failpoint, read_file
-from agentctx.protocol import E_NOT_DURABLE, decode_spooled
-from agentctx.spool import REJECTED_DIR, spool_files
-from agentctx.watch import watch_dir
-from sidecar.hub import Hub, Rejected
+from agentctx._core.dirwatch import watch_dir
+from agentctx._core.errors import E_NOT_DURABLE, ProtocolError, RequestFailed, StoreError
+from agentctx._core.files import failpoint, read_file
+from agentctx._core.protocol import decode_spooled
+from agentctx._core.spool import REJECTED_DIR, is_spooled, spool_files
+from sidecar.hub import Hub
 
 __all__ = ["BACKSTOP_INTERVAL", "drain", "watch_spool"]
 
@@ -48,7 +48,7 @@ async def drain(hub: Hub, directory: Path) -> int:
             continue
         try:
             await hub.apply(item.request, at=item.made_at)
-        except Rejected as exc:
+        except RequestFailed as exc:
             if exc.code == E_NOT_DURABLE:
                 log.warning("spool drain paused: state not durable (%s)", exc.message)
                 return applied  # keep the file; the next drain retries
@@ -86,16 +86,12 @@ async def watch_spool(hub: Hub, directory: Path) -> None:
         tg.start_soon(_backstop, hub, directory)
         await watch_dir(
             directory,
-            _is_request,
+            is_spooled,
             lambda: drain(hub, directory),
             step_ms=SPOOL_STEP_MS,
             # what landed between the start-up drain and the watch: drained now
             on_watching=lambda: drain(hub, directory),
         )
-
-
-def _is_request(name: str) -> bool:
-    return name.endswith(".json") and not name.startswith(".")
 
 
 async def _backstop(hub: Hub, directory: Path) -> None:

@@ -1,6 +1,6 @@
 """Pure drive math: tick, satisfy, bump, reset, bands. No I/O; the clock is passed in.
 
-Changes come back as `agentctx.protocol.Event`s (seq 0: the hub numbers them), the
+Changes come back as `agentctx._core.protocol.Event`s (seq 0: the hub numbers them), the
 one schema the wire and the engine share.
 
 The numbers follow emergence's engine (pressure += rate x hours, capped at
@@ -14,19 +14,21 @@ and a 900 s tick (or a two-hour downtime caught up on start) give the same press
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Final
+from typing import Annotated, Any, Final
 
-from agentctx.protocol import DEPTHS, Band, Depth, Event, EventKind, Status
-from sidecar.config import BAND_ORDER, Config, DriveConfig
+import msgspec
+
+from agentctx._core.config import BAND_ORDER, Config, DriveConfig
+from agentctx._core.errors import E_BAD_REQUEST, RequestFailed, UnknownDrive
+from agentctx._core.protocol import DEPTHS, Band, Depth, Event, EventKind, Status
 
 __all__ = [
     "SECONDS_PER_HOUR",
     "DriveRuntime",
     "Engine",
-    "UnknownDrive",
     "band_for",
     "effective_hours",
 ]
@@ -36,26 +38,18 @@ LATENT: Final[Band] = "latent"
 _TRIGGERED_INDEX: Final = BAND_ORDER.index("triggered") + 1  # +1: "latent" is index 0
 
 
-class UnknownDrive(KeyError):
-    """A request named a drive the config does not have."""
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__(name)
-        self.name = name
-        self.known = sorted(known)
-
-    def __str__(self) -> str:
-        return f"unknown drive {self.name!r} (known: {', '.join(self.known)})"
+Pressure = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
+Instant = Annotated[float, msgspec.Meta(ge=0.0, le=1e11)]  # a Unix time, wall clock
 
 
-@dataclass(slots=True)
-class DriveRuntime:
-    """What changes about a drive; the durable state stores exactly this."""
+class DriveRuntime(msgspec.Struct, kw_only=True):
+    """What changes about a drive. The durable state stores exactly this (its bounds
+    are checked when a state file is read back)."""
 
-    pressure: float = 0.0
-    last_triggered: float | None = None
-    last_satisfied: float | None = None
-    last_event: float | None = None  # the last satisfy/bump/reset, whatever it was
+    pressure: Pressure = 0.0
+    last_triggered: Instant | None = None
+    last_satisfied: Instant | None = None
+    last_event: Instant | None = None  # the last satisfy/bump/reset, whatever it was
 
 
 def band_for(ratio: float, bands: Mapping[str, float]) -> Band:
@@ -170,7 +164,7 @@ class Engine:
 
     def runtime(self) -> dict[str, DriveRuntime]:
         """A copy of every drive's runtime values (for the durable state)."""
-        return {n: replace(d.rt) for n, d in self._drives.items()}
+        return {n: msgspec.structs.replace(d.rt) for n, d in self._drives.items()}
 
     def pressure(self, name: str) -> float:
         return self._drive(name).rt.pressure
@@ -203,10 +197,6 @@ class Engine:
         if last is not None and 0.0 <= now - last < hold:
             return "satisfied"
         return "building"
-
-    def check_drive(self, name: str) -> str:
-        """The canonical name of *name*, or UnknownDrive. Call before mutating."""
-        return self._drive(name).name
 
     def _drive(self, name: str) -> _Drive:
         drive = self._drives.get(name) or self._drives.get(name.upper())
@@ -252,9 +242,11 @@ class Engine:
         """Cut pressure by a depth (default moderate) or by an absolute amount."""
         drive = self._drive(name)
         if depth is not None and amount is not None:
-            raise ValueError("give a depth or an amount, not both")
+            raise RequestFailed(E_BAD_REQUEST, "give a depth or an amount, not both")
         if depth is not None and depth not in DEPTHS:
-            raise ValueError(f"unknown depth {depth!r} (expected {', '.join(DEPTHS)})")
+            raise RequestFailed(
+                E_BAD_REQUEST, f"unknown depth {depth!r} (expected {', '.join(DEPTHS)})"
+            )
         _check_amount(amount)
         if amount is None and depth is None:
             depth = "moderate"
@@ -300,17 +292,7 @@ class Engine:
         return [self._band_change(drive, before, now)]
 
     def _band_change(self, drive: _Drive, before: Band, now: float) -> Event:
-        return Event(
-            seq=0,
-            kind="band_changed",
-            drive=drive.name,
-            ts=now,
-            pressure=drive.rt.pressure,
-            ratio=drive.ratio,
-            band=drive.band,
-            from_band=before,
-            to_band=drive.band,
-        )
+        return _event("band_changed", drive, now, from_band=before, to_band=drive.band)
 
     def _applied(
         self,
@@ -323,20 +305,23 @@ class Engine:
         """The discrete event itself, then the band crossing it caused (if any)."""
         drive.rt.last_event = now
         crossing = self._rebanded(drive, now)
-        event = Event(
-            seq=0,
-            kind=kind,
-            drive=drive.name,
-            ts=now,
-            pressure=drive.rt.pressure,
-            ratio=drive.ratio,
-            band=drive.band,
-            depth=depth,
-            amount=amount,
-        )
-        return [event, *crossing]
+        return [_event(kind, drive, now, depth=depth, amount=amount), *crossing]
+
+
+def _event(kind: EventKind, drive: _Drive, now: float, **detail: Any) -> Event:
+    """An event about *drive* as it is now (seq 0: the hub numbers it when publishing)."""
+    return Event(
+        seq=0,
+        kind=kind,
+        drive=drive.name,
+        ts=now,
+        pressure=drive.rt.pressure,
+        ratio=drive.ratio,
+        band=drive.band,
+        **detail,
+    )
 
 
 def _check_amount(amount: float | None) -> None:
     if amount is not None and not (math.isfinite(amount) and amount >= 0.0):
-        raise ValueError(f"amount must be a finite number >= 0, got {amount!r}")
+        raise RequestFailed(E_BAD_REQUEST, f"amount must be a finite number >= 0, got {amount!r}")

@@ -23,10 +23,11 @@ from typing import Final, Protocol
 import anyio
 import msgspec
 
-from agentctx.errors import StoreError
-from agentctx.files import atomic_write
-from agentctx.framing import encode_frame
-from agentctx.protocol import (
+from agentctx._core.config import Config
+from agentctx._core.errors import E_NOT_DURABLE, RequestFailed, StoreError
+from agentctx._core.files import atomic_write
+from agentctx._core.framing import encode_frame
+from agentctx._core.protocol import (
     SNAPSHOT_VERSION,
     Bump,
     DriveView,
@@ -37,12 +38,11 @@ from agentctx.protocol import (
     State,
     encode,
 )
-from sidecar.config import Config
-from sidecar.engine import DriveRuntime, Engine, UnknownDrive
-from sidecar.store import DriveRecord, Durable, encode_durable
+from sidecar.engine import Engine
+from sidecar.store import Durable, encode_durable
 from sidecar.writer import LatestWriter
 
-__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Rejected", "Subscriber", "iso", "runtime_from"]
+__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Subscriber", "iso"]
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +55,8 @@ class Subscriber(Protocol):
     def push(self, state: bytes, events: Sequence[bytes] = ()) -> None: ...
 
 
-class Rejected(Exception):
-    """A request the hub refused; becomes an `error` frame with this code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def runtime_from(durable: Durable) -> dict[str, DriveRuntime]:
-    return {
-        n: DriveRuntime(r.pressure, r.last_triggered, r.last_satisfied, r.last_event)
-        for n, r in durable.drives.items()
-    }
 
 
 class Hub:
@@ -157,15 +141,7 @@ class Hub:
             last_tick=self.engine.last_tick,
             saved_at=self.clock(),
             boot_id=self.boot_id,
-            drives={
-                n: DriveRecord(
-                    pressure=r.pressure,
-                    last_triggered=r.last_triggered,
-                    last_satisfied=r.last_satisfied,
-                    last_event=r.last_event,
-                )
-                for n, r in self.engine.runtime().items()
-            },
+            drives=self.engine.runtime(),
             requests=list(self.requests.items()),
         )
 
@@ -183,7 +159,7 @@ class Hub:
         A repeated request_id is answered with the seq of its first application.
         *at* (a spooled request's creation time) applies it at that instant when
         that is later than the engine's last tick, then catches up to now.
-        Raises Rejected (unknown drive, bad values, or not durable).
+        Raises RequestFailed (unknown drive, bad values, or not durable).
         """
         return await self.wait_durable(await self.submit(req, at))
 
@@ -197,23 +173,18 @@ class Hub:
         return seq
 
     async def wait_durable(self, seq: int) -> int:
-        """Wait until the state at *seq* is on disk; Rejected("not_durable") if it failed."""
+        """Wait until the state at *seq* is on disk; RequestFailed(not_durable) if not."""
         try:
             await self.durable_writer.flush(seq)
         except StoreError as exc:
             # Applied and published, but not on disk: no ack. A later save covers
             # it; a retry with the same request_id is answered, never re-applied.
-            raise Rejected("not_durable", f"state could not be saved: {exc}") from None
+            raise RequestFailed(E_NOT_DURABLE, f"state could not be saved: {exc}") from None
         return seq
 
     async def _apply(self, req: Request, at: float | None) -> int:
         now = self.clock() if at is None else max(at, self.engine.last_tick)
-        try:
-            changes = self._mutate(req, now)
-        except UnknownDrive as exc:
-            raise Rejected("unknown_drive", str(exc)) from None
-        except ValueError as exc:
-            raise Rejected("bad_request", str(exc)) from None
+        changes = self._mutate(req, now)  # RequestFailed: unknown drive, bad values
         if at is not None:
             changes += self.engine.advance(self.clock())
         # Remember the request_id at once, under the seq it is about to be published

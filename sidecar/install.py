@@ -9,7 +9,6 @@ no systemd user manager to talk to.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -19,32 +18,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from agentctx.errors import AgentctxError
+from agentctx._core import paths
+from agentctx._core.errors import AgentctxError, NoUserManager, StoreError
+from agentctx._core.files import atomic_write, read_file
 
-__all__ = [
-    "SERVICE",
-    "SOCKET",
-    "NoUserManager",
-    "install",
-    "render_service",
-    "uninstall",
-    "unit_dir",
-]
+__all__ = ["SERVICE", "SOCKET", "install", "render_service", "uninstall"]
 
 SERVICE: Final = "agentctx-sidecar.service"
 SOCKET: Final = "agentctx-sidecar.socket"
 SYSTEMCTL_TIMEOUT: Final = 60.0
 
 Say = Callable[[str], None]
-
-
-class NoUserManager(AgentctxError):
-    """systemctl --user cannot reach a user manager (or systemctl is missing)."""
-
-
-def unit_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "systemd" / "user"
 
 
 def template(name: str) -> str:
@@ -93,14 +77,17 @@ def _require_manager() -> None:
 
 
 def _write(path: Path, text: str, say: Say) -> bool:
-    """Write *path* if its content differs; True when it changed."""
-    if path.exists() and path.read_text() == text:
-        say(f"unchanged {path}")
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write *path* if its content differs; True when it changed. Atomic and durable:
+    systemd must never read half a unit, and an enabled unit should survive a crash."""
+    data = text.encode()
+    try:
+        if read_file(path) == data:
+            say(f"unchanged {path}")
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, StoreError) as exc:
+        raise AgentctxError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    atomic_write(path, data, durable=True, mode=0o644)
     say(f"wrote {path}")
     return True
 
@@ -109,7 +96,7 @@ def install(*, now: bool = False, config: Path | None = None, say: Say = print) 
     _require_manager()
     if config is not None and not config.exists():
         raise AgentctxError(f"{config}: no such config file")
-    directory = unit_dir()
+    directory = Path(paths.unit_dir())
     changed = _write(directory / SOCKET, template(SOCKET), say)
     changed |= _write(directory / SERVICE, render_service(config), say)
     _systemctl("daemon-reload")
@@ -133,7 +120,7 @@ def install(*, now: bool = False, config: Path | None = None, say: Say = print) 
 
 def uninstall(*, say: Say = print) -> None:
     _require_manager()
-    directory = unit_dir()
+    directory = Path(paths.unit_dir())
     present = [n for n in (SERVICE, SOCKET) if (directory / n).exists()]
     if present:
         _systemctl("disable", "--now", *present, check=False)

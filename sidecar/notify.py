@@ -75,11 +75,6 @@ class Notifier:
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=stopping")
 
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
 
 def activated_socket(environ: MutableMapping[str, str] | None = None) -> socket.socket | None:
     """The listening Unix socket systemd passed us (LISTEN_FDS/LISTEN_PID), else None.

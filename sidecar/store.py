@@ -1,11 +1,11 @@
-"""The durable state file (and reading back the live snapshot).
+"""The durable state file, and the live snapshot read back as a typed State.
 
 The durable state is written with `atomic_write(durable=True)` (temp + fsync +
 rename + fsync of the directory); the live snapshot lives on tmpfs, where fsync
 buys nothing, and is written with `durable=False`.
 
 The durable file carries a CRC32 of its body so a bit flip is detected, not
-believed. The file primitives (atomic, symlink-safe) live in agentctx.files.
+believed. The file primitives (atomic, symlink-safe) live in agentctx._core.files.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Annotated, Final
 
 import msgspec
 
-from agentctx.errors import ProtocolError, StoreError
-from agentctx.files import read_file
-from agentctx.protocol import State, decode_state
+from agentctx._core.errors import ProtocolError, StoreError
+from agentctx._core.files import read_file
+from agentctx._core.protocol import State, state_from_dict
+from agentctx._core.snapshot import read_snapshot_file
+from sidecar.engine import DriveRuntime, Instant
 
 __all__ = [
     "DURABLE_FORMAT",
-    "DriveRecord",
     "Durable",
     "decode_durable",
     "encode_durable",
@@ -32,28 +33,18 @@ __all__ = [
 
 DURABLE_FORMAT: Final = 1
 
-Pressure = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
-Instant = Annotated[float, msgspec.Meta(ge=0.0, le=1e11)]
-
-
-class DriveRecord(msgspec.Struct, kw_only=True):
-    pressure: Pressure
-    last_triggered: Instant | None = None
-    last_satisfied: Instant | None = None
-    last_event: Instant | None = None
-
 
 class Durable(msgspec.Struct, kw_only=True):
     """What must survive a crash: pressures, seq and the idempotency memory."""
 
     seq: Annotated[int, msgspec.Meta(ge=0)]
     # Never publish a seq above the lease without first saving a higher one, so a
-    # restart can always start above every seq ever published (DESIGN.md, seq).
+    # restart can always start above every seq ever published (docs/design.md, "seq").
     seq_lease: Annotated[int, msgspec.Meta(ge=0)]
     last_tick: Instant
     saved_at: Instant
     boot_id: str
-    drives: dict[str, DriveRecord]
+    drives: dict[str, DriveRuntime]
     # (request_id, seq of the ack) oldest first: a repeat gets its original ack.
     requests: list[tuple[str, int]] = []
 
@@ -100,10 +91,11 @@ def load_durable(path: Path) -> Durable | None:
 
 
 def load_snapshot(path: Path) -> State | None:
-    data = read_file(path)
-    if data is None:
+    """The live snapshot as a typed State (None if absent); StoreError if unusable."""
+    obj = read_snapshot_file(path)
+    if obj is None:
         return None
     try:
-        return decode_state(data)
+        return state_from_dict(obj)
     except ProtocolError as exc:
         raise StoreError(f"{path}: {exc}") from None

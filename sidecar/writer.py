@@ -20,7 +20,7 @@ from typing import Final, Generic, TypeVar
 
 import anyio
 
-from agentctx.errors import StoreError
+from agentctx._core.errors import StoreError
 
 __all__ = ["LatestWriter"]
 

@@ -8,8 +8,9 @@ import anyio
 import pytest
 from support import DaemonProcess, write_config
 
-from sidecar.config import parse_config
-from sidecar.daemon import Daemon, Paths
+from agentctx._core.config import parse_config
+from agentctx._core.layout import Layout
+from sidecar.daemon import Daemon
 
 # A drive that grows 1.0 per second, so wall-clock growth is visible in a test.
 FAST = {"threshold": 100.0, "rate_per_hour": 3600.0, "description": "fast"}
@@ -84,7 +85,7 @@ async def inproc(
 ) -> AsyncIterator[Daemon]:
     """A real Daemon serving on its socket inside the test's event loop."""
     cfg = parse_config(inproc_config.encode(), "inproc.toml")
-    daemon = Daemon(cfg, Paths(dirs["runtime"], dirs["state"]))
+    daemon = Daemon(cfg, Layout(dirs["runtime"], dirs["state"]))
     with daemon.claimed() as sock:
         daemon.open()
         async with anyio.create_task_group() as tg:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentctx.framing import FrameDecoder, encode_frame
+from agentctx._core.framing import FrameDecoder, encode_frame
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0

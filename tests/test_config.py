@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from support import EMERGENCE_DRIVES
 
-from agentctx.errors import ConfigError
-from sidecar.config import default_config, load_config, parse_config
+from agentctx._core.config import default_config, load_config, parse_config
+from agentctx._core.errors import ConfigError
 
 
 def test_defaults() -> None:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.config import default_config, parse_config
-from sidecar.engine import Engine, UnknownDrive, band_for, effective_hours
+from agentctx._core.config import default_config, parse_config
+from agentctx._core.errors import RequestFailed, UnknownDrive
+from sidecar.engine import Engine, band_for, effective_hours
 
 H = 3600.0
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -88,11 +89,11 @@ def test_satisfy_default_moderate_and_amount() -> None:
 
 def test_satisfy_rejects_both_and_bad_values() -> None:
     e = engine()
-    with pytest.raises(ValueError):
+    with pytest.raises(RequestFailed):
         e.satisfy("CARE", T0, depth="deep", amount=1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(RequestFailed):
         e.satisfy("CARE", T0, depth="bogus")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(RequestFailed):
         e.bump("CARE", T0, math.nan)
     with pytest.raises(UnknownDrive) as info:
         e.satisfy("NOPE", T0)

@@ -19,9 +19,10 @@ from conftest import BUCKET
 from support import DaemonProcess, RawClient, write_config
 
 import agentctx
-from agentctx.files import FAILPOINT_EXIT, FAILPOINTS_ENV
-from sidecar.config import parse_config
-from sidecar.daemon import Paths, restore
+from agentctx._core.config import parse_config
+from agentctx._core.files import FAILPOINT_EXIT, FAILPOINTS_ENV
+from agentctx._core.layout import Layout
+from sidecar.daemon import restore
 from sidecar.store import load_durable
 
 Factory = Callable[..., DaemonProcess]
@@ -235,7 +236,7 @@ def test_every_damaged_durable_file_is_survived(
         c.request({"type": "bump", "request_id": rid(), "drive": "B", "amount": 4})
     d.stop()
     good = (d.state_dir / "state.json").read_bytes()
-    paths = Paths(dirs["runtime"], dirs["state"])
+    paths = Layout(dirs["runtime"], dirs["state"])
     believed = 0
     tried = 0
     for variant in damaged_variants(good):
@@ -260,7 +261,7 @@ def test_every_damaged_snapshot_is_survived(make_daemon: Factory, dirs: dict[str
     d.stop()
     good = d.snapshot.read_bytes()
     (d.state_dir / "state.json").unlink()  # the snapshot is all there is
-    paths = Paths(dirs["runtime"], dirs["state"])
+    paths = Layout(dirs["runtime"], dirs["state"])
     for variant in list(damaged_variants(good))[:: max(1, len(good) // 400)]:
         d.snapshot.write_bytes(variant)
         restored = restore(CONFIG, paths, time.time())  # never raises

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agentctx.errors import StoreError
-from agentctx.files import atomic_write, clean_orphans, read_file
+from agentctx._core.errors import StoreError
+from agentctx._core.files import atomic_write, clean_orphans, read_file
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:

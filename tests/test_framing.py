@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentctx.errors import FrameTooLarge, ProtocolError
-from agentctx.framing import FrameDecoder, encode_frame
+from agentctx._core.errors import FrameTooLarge, ProtocolError
+from agentctx._core.framing import FrameDecoder, encode_frame
 
 
 def test_roundtrip_and_split_at_every_byte() -> None:

@@ -40,7 +40,7 @@ def rss_mb(pid: int) -> float:
 async def test_oversize_header_allocates_nothing(inproc: Daemon) -> None:
     tracemalloc.start()
     try:
-        c = await AsyncRawClient.connect(inproc.paths.socket, subscribe=False)
+        c = await AsyncRawClient.connect(inproc.layout.socket, subscribe=False)
         base_current, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         await c.stream.send(struct.pack(">I", 0xFFFFFFF0) + b"x" * 1000)
@@ -316,7 +316,7 @@ async def test_event_loop_never_blocks_on_file_io(
     guard.armed = True
     hub = inproc.hub
     assert hub is not None
-    c = await AsyncRawClient.connect(inproc.paths.socket)
+    c = await AsyncRawClient.connect(inproc.layout.socket)
     for n in range(20):  # requests: durable saves, snapshot writes, pushes
         await c.send(
             {"type": "bump", "id": n, "request_id": uuid.uuid4().hex, "drive": "A", "amount": 1.0}
@@ -325,16 +325,16 @@ async def test_event_loop_never_blocks_on_file_io(
     for _ in range(5):
         await hub.tick()
     await hub.save()
-    from agentctx.protocol import Bump
-    from agentctx.spool import spool_request
+    from agentctx._core.protocol import Bump
+    from agentctx._core.spool import spool_request
     from sidecar.drain import drain
 
     await anyio.to_thread.run_sync(
         lambda: spool_request(
-            Bump(id=1, request_id="sp", drive="A", amount=1.0), directory=inproc.paths.spool
+            Bump(id=1, request_id="sp", drive="A", amount=1.0), directory=inproc.layout.spool
         )
     )
-    await drain(hub, inproc.paths.spool)
+    await drain(hub, inproc.layout.spool)
     await inproc.reload()
     guard.armed = False
     await c.aclose()

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from support import AsyncRawClient
 
-from agentctx.protocol import Bump
+from agentctx._core.protocol import Bump
 from sidecar.daemon import Daemon
 from sidecar.store import load_durable
 
@@ -39,8 +39,8 @@ async def test_handler_exception_stays_in_its_connection(
         return await real_submit(req, at)
 
     monkeypatch.setattr(hub, "submit", exploding_submit)
-    bystander = await AsyncRawClient.connect(inproc.paths.socket)
-    victim = await AsyncRawClient.connect(inproc.paths.socket, subscribe=False)
+    bystander = await AsyncRawClient.connect(inproc.layout.socket)
+    victim = await AsyncRawClient.connect(inproc.layout.socket, subscribe=False)
     await victim.send({**bump(1), "reason": "explode"})
     error = await victim.recv_until(lambda m: m["type"] == "error")
     assert error["code"] == "internal"
@@ -48,7 +48,7 @@ async def test_handler_exception_stays_in_its_connection(
     ack = await bystander.recv_until(lambda m: m["type"] == "ack")
     assert ack["id"] == 2
     # and new connections are still accepted
-    late = await AsyncRawClient.connect(inproc.paths.socket, subscribe=False)
+    late = await AsyncRawClient.connect(inproc.layout.socket, subscribe=False)
     await late.send({"type": "ping", "id": 9})
     assert (await late.recv())["type"] == "pong"
     for c in (bystander, victim, late):
@@ -60,7 +60,7 @@ async def test_concurrent_requests_share_fsyncs(inproc: Daemon) -> None:
     assert hub is not None
     before = hub.durable_writer.written_seq
     clients = [
-        await AsyncRawClient.connect(inproc.paths.socket, subscribe=False) for _ in range(20)
+        await AsyncRawClient.connect(inproc.layout.socket, subscribe=False) for _ in range(20)
     ]
     writes = 0
     real_save = hub._save
@@ -82,7 +82,7 @@ async def test_concurrent_requests_share_fsyncs(inproc: Daemon) -> None:
     assert hub.engine.pressure("A") == 20.0
     assert hub.durable_writer.written_seq > before
     assert writes < 20  # group commit: fewer fsyncs than requests
-    durable = load_durable(inproc.paths.durable)
+    durable = load_durable(inproc.layout.durable)
     assert durable is not None and durable.drives["A"].pressure == 20.0
     for c in clients:
         await c.aclose()
@@ -101,8 +101,8 @@ class TestFastTicks:
 
 
 async def stuck_subscriber_is_dropped(inproc: Daemon) -> None:
-    stuck = await AsyncRawClient.connect(inproc.paths.socket)  # never reads again
-    reader = await AsyncRawClient.connect(inproc.paths.socket)
+    stuck = await AsyncRawClient.connect(inproc.layout.socket)  # never reads again
+    reader = await AsyncRawClient.connect(inproc.layout.socket)
     server_side_count = len(inproc.hub.subscribers) if inproc.hub else 0
     assert server_side_count == 2
     deadline = time.monotonic() + 10

@@ -20,9 +20,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from agentctx.protocol import DEPTHS, Bump, Reset, Satisfy
-from sidecar.config import parse_config
-from sidecar.daemon import Paths, restore
+from agentctx._core.config import parse_config
+from agentctx._core.layout import Layout
+from agentctx._core.protocol import DEPTHS, Bump, Reset, Satisfy
+from sidecar.daemon import restore
 from sidecar.hub import Hub
 
 T0 = 1_800_000_000.0
@@ -52,7 +53,7 @@ class HubModel(RuleBasedStateMachine):
         root = Path(self.tmp.name)
         (root / "run").mkdir(mode=0o700)
         (root / "state").mkdir(mode=0o700)
-        self.paths = Paths(root / "run", root / "state")
+        self.paths = Layout(root / "run", root / "state")
         self.clock = Clock()
         self.portal_cm = start_blocking_portal()
         self.portal: BlockingPortal = self.portal_cm.__enter__()

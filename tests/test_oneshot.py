@@ -13,7 +13,7 @@ from conftest import BUCKET
 from support import DaemonProcess
 
 import agentctx
-from agentctx.errors import DaemonUnavailable, RequestFailed, StoreError
+from agentctx._core.errors import DaemonUnavailable, RequestFailed, StoreError
 
 Factory = Callable[..., DaemonProcess]
 
@@ -130,8 +130,8 @@ def test_spooled_request_applied_at_the_instant_it_was_made(make_daemon: Factory
 
 
 def test_file_landing_in_spool_is_drained_live(make_daemon: Factory) -> None:
-    from agentctx.protocol import Bump
-    from agentctx.spool import spool_request
+    from agentctx._core.protocol import Bump
+    from agentctx._core.spool import spool_request
 
     make_daemon({"B": BUCKET}, tick_interval=3600)
     spool_request(Bump(id=1, request_id="dropped-in", drive="B", amount=7.0))

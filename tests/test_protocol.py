@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import typing
 
+import msgspec
 import pytest
 
-from agentctx import protocol as p
+from agentctx import blocking
+from agentctx._core import protocol as p
+from agentctx._core.errors import RequestFailed
 
 
 def test_client_messages_decode_and_ignore_unknown_fields() -> None:
@@ -34,7 +38,7 @@ def test_client_messages_decode_and_ignore_unknown_fields() -> None:
     ],
 )
 def test_bad_client_frames_are_classified(payload: bytes, code: str, id: int | None) -> None:
-    with pytest.raises(p.BadMessage) as info:
+    with pytest.raises(RequestFailed) as info:
         p.decode_client(payload)
     assert info.value.code == code
     assert info.value.id == id
@@ -54,7 +58,7 @@ def test_event_uses_from_and_to_keys() -> None:
     )
     data = json.loads(p.encode(ev))
     assert data["from"] == "elevated" and data["to"] == "triggered"
-    assert p.decode_server(p.encode(ev)) == ev
+    assert msgspec.json.decode(p.encode(ev), type=p.ServerMessage) == ev
 
 
 def test_state_is_a_superset_of_emergence_drives_state() -> None:
@@ -86,3 +90,26 @@ def test_state_is_a_superset_of_emergence_drives_state() -> None:
     for key in ("pressure", "threshold", "status", "description", "last_triggered"):
         assert key in data["drives"]["A"]
     assert p.decode_state(p.encode(state)) == state
+
+
+# --- the hand copies on the stdlib hook path, tied to the schema ----------------------
+
+
+@pytest.mark.parametrize("subscribe", [True, False])
+def test_hook_hello_is_what_the_schema_encodes(subscribe: bool) -> None:
+    assert blocking.PROTO == p.PROTO_VERSION
+    hello = p.Hello(proto=p.PROTO_VERSION, client="hook", subscribe=subscribe)
+    assert blocking.hello_payload("hook", subscribe) == p.encode(hello)
+
+
+def test_hook_get_frame_is_what_the_schema_encodes() -> None:
+    assert p.encode_message(p.Get(id=blocking.GET_ID)) == blocking.GET_FRAME
+
+
+def test_client_types_are_read_off_the_union() -> None:
+    tags = {t.__struct_config__.tag for t in typing.get_args(p.ClientMessage)}
+    assert p.CLIENT_TYPES == tags == {"hello", "get", "satisfy", "bump", "reset", "ping"}
+
+
+def test_depths_match_the_schema_literal() -> None:
+    assert tuple(p.DEPTHS) == typing.get_args(p.Depth)

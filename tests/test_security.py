@@ -19,9 +19,9 @@ from conftest import BUCKET
 from support import DaemonProcess
 
 import agentctx
-from agentctx.errors import DaemonUnavailable
+from agentctx._core.errors import DaemonUnavailable, UnsafePath
 from agentctx.oneshot import read_socket
-from sidecar.listener import UnsafePath, bind_socket, ensure_private_dir
+from sidecar.claim import bind_socket, ensure_private_dir
 
 Factory = Callable[..., DaemonProcess]
 NOBODY = 65534

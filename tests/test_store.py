@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agentctx.errors import StoreError
-from agentctx.files import atomic_write
-from sidecar.store import DriveRecord, Durable, decode_durable, encode_durable, load_durable
+from agentctx._core.errors import StoreError
+from agentctx._core.files import atomic_write
+from sidecar.engine import DriveRuntime
+from sidecar.store import Durable, decode_durable, encode_durable, load_durable
 
 
 def sample() -> Durable:
@@ -19,7 +20,7 @@ def sample() -> Durable:
         last_tick=1.5e9,
         saved_at=1.5e9,
         boot_id="b",
-        drives={"CARE": DriveRecord(pressure=3.25, last_satisfied=1.4e9)},
+        drives={"CARE": DriveRuntime(pressure=3.25, last_satisfied=1.4e9)},
         requests=[("r1", 5), ("r2", 7)],
     )
 

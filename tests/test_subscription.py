@@ -14,8 +14,8 @@ from conftest import BUCKET, FAST
 from support import DaemonProcess
 
 import agentctx
-from agentctx.files import atomic_write
-from agentctx.state import DriveState, Event, Transition
+from agentctx._core.files import atomic_write
+from agentctx.state import DriveEvent, DriveState, Transition
 
 Factory = Callable[..., DaemonProcess]
 
@@ -94,7 +94,7 @@ async def test_subscribe_starts_in_fallback_and_events_arrive(make_daemon: Facto
                 if isinstance(u, Transition):
                     assert u.mode == "live"
                     await anyio.to_thread.run_sync(lambda: agentctx.bump("B", 2.0))
-                if isinstance(u, Event):
+                if isinstance(u, DriveEvent):
                     assert u.kind == "bumped" and u.drive == "B"
                     got_event = True
                     break

@@ -15,7 +15,7 @@ from typing import Final, TextIO
 import anyio
 
 from agentctx.render import bar, by_urgency, freshness
-from agentctx.state import DriveState, Event, Transition
+from agentctx.state import DriveEvent, DriveState, Transition
 from agentctx.subscription import subscribe
 
 __all__ = ["watch"]
@@ -51,7 +51,7 @@ def _screen(state: DriveState | None, mode: str, events: deque[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _event_text(ev: Event) -> str:
+def _event_text(ev: DriveEvent) -> str:
     d = ev.data
     stamp = time.strftime("%H:%M:%S", time.localtime(float(d.get("ts", time.time()))))
     if ev.kind == "band_changed":
@@ -75,7 +75,7 @@ async def _run(out: TextIO, tty: bool) -> None:
                         for n, d in by_urgency(update)
                     )
                     out.write(f"state seq={update.seq} source={update.source} {drives}\n")
-            elif isinstance(update, Event):
+            elif isinstance(update, DriveEvent):
                 events.append(_event_text(update))
                 if not tty:
                     out.write(f"event {_event_text(update)}\n")

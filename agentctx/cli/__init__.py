@@ -18,13 +18,19 @@ import os
 import select
 import sys
 
-from agentctx.errors import AgentctxError, DaemonUnavailable, RequestFailed, StoreError
+from agentctx._core.errors import (
+    AgentctxError,
+    DaemonUnavailable,
+    ProtocolError,
+    RequestFailed,
+    StoreError,
+)
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Final, NoReturn
+    from typing import Any, Final
 
 __all__ = ["main"]
 
@@ -40,16 +46,6 @@ exit codes: 0 ok (satisfy/bump/reset: acked or queued), 1 error (refused request
 bad hook input, unreadable snapshot, doctor found a problem), 2 bad command line,
 3 no drive state at all (no sidecar and no snapshot).
 """
-
-
-class _Fail(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _die(code: int, message: str) -> NoReturn:
-    raise _Fail(code, message)
 
 
 # The options of `context`, the per-turn hook. This one table builds the argparse
@@ -115,6 +111,9 @@ def _fast_context(argv: list[str]) -> Any:
 def _parser() -> argparse.ArgumentParser:
     import argparse  # only here: the hook's usual path never builds a parser
 
+    from agentctx._core.protocol import DEPTHS
+    from agentctx._core.version import __version__
+
     class _Formatter(argparse.RawDescriptionHelpFormatter):
         """argparse's formatter, sized without shutil (which argparse imports for every
         add_argument just to learn the terminal width: ~3 ms of every hook call)."""
@@ -142,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description="Live drive state for AI agent sessions (client of agentctx-sidecar).",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     sa = command("satisfy", "satisfy a drive (cut its pressure)")
     sa.add_argument("drive")
     g = sa.add_mutually_exclusive_group()
-    g.add_argument("--depth", choices=["shallow", "moderate", "deep", "full"])
+    g.add_argument("--depth", choices=list(DEPTHS))
     g.add_argument("--amount", type=float)
     sa.add_argument("--reason")
 
@@ -180,12 +180,7 @@ def _parser() -> argparse.ArgumentParser:
 def _read(timeout: float) -> Any:
     from agentctx.oneshot import read
 
-    try:
-        return read(timeout, client="agentctx-cli")
-    except DaemonUnavailable as exc:
-        _die(EXIT_NO_STATE, f"{exc} (start it: agentctx-sidecar run)")
-    except StoreError as exc:
-        _die(EXIT_ERROR, str(exc))
+    return read(timeout, client="agentctx-cli")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -208,9 +203,9 @@ def _hook_input() -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        _die(EXIT_ERROR, f"hook stdin is not JSON ({exc})")
+        raise ProtocolError(f"hook stdin is not JSON ({exc})") from None
     if not isinstance(data, dict):
-        _die(EXIT_ERROR, "hook stdin is not a JSON object")
+        raise ProtocolError("hook stdin is not a JSON object")
     return data
 
 
@@ -220,13 +215,13 @@ def cmd_context(args: argparse.Namespace) -> int:
     hook: dict[str, Any] = _hook_input() if args.hook == "claude" else {}
     session = args.session or hook.get("session_id")
     if session is not None and not isinstance(session, str):
-        _die(EXIT_ERROR, "hook stdin: session_id must be a string")
+        raise ProtocolError("hook stdin: session_id must be a string")
     event = hook.get("hook_event_name", "UserPromptSubmit")
     if not isinstance(event, str):
-        _die(EXIT_ERROR, "hook stdin: hook_event_name must be a string")
+        raise ProtocolError("hook stdin: hook_event_name must be a string")
     state = _read(args.timeout)
     if session:
-        from agentctx.cursor import changed_since, load_cursor, save_cursor
+        from agentctx.cli.cursor import changed_since, load_cursor, save_cursor
 
         if args.changes_only and not changed_since(state, load_cursor(session)):
             return EXIT_OK
@@ -283,13 +278,13 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from agentctx.watchview import watch
+    from agentctx.cli.watch import watch
 
     return watch()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from agentctx.doctor import doctor
+    from agentctx.cli.doctor import doctor
 
     return doctor()
 
@@ -310,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _fast_context(argv) or _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except _Fail as exc:
-        print(f"agentctx: {exc}", file=sys.stderr)
-        return exc.code
+    except DaemonUnavailable as exc:
+        print(f"agentctx: {exc} (start it: agentctx-sidecar run)", file=sys.stderr)
+        return EXIT_NO_STATE
     except RequestFailed as exc:
         print(f"agentctx: refused: {exc.message}", file=sys.stderr)
         return EXIT_ERROR

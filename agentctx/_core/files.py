@@ -14,14 +14,14 @@ import errno
 import itertools
 import os
 
-from agentctx.errors import StoreError
+from agentctx._core.errors import StoreError
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
 
-    from agentctx.paths import StrPath
+    from agentctx._core.paths import StrPath
 
 __all__ = [
     "MAX_STATE_FILE",

@@ -10,19 +10,25 @@ encode NaN as null on the way out).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
-from agentctx.errors import ProtocolError
-from agentctx.framing import encode_frame
+from agentctx._core.errors import (
+    E_BAD_FRAME,
+    E_BAD_REQUEST,
+    E_UNKNOWN_TYPE,
+    ProtocolError,
+    RequestFailed,
+)
+from agentctx._core.framing import encode_frame
 
 __all__ = [
+    "CLIENT_TYPES",
     "DEPTHS",
     "PROTO_VERSION",
     "SNAPSHOT_VERSION",
     "Ack",
-    "BadMessage",
     "Bump",
     "ClientMessage",
     "DriveView",
@@ -40,30 +46,15 @@ __all__ = [
     "State",
     "Welcome",
     "decode_client",
-    "decode_server",
     "decode_spooled",
     "decode_state",
     "encode",
     "encode_message",
+    "state_from_dict",
 ]
 
 PROTO_VERSION: Final = 1
 SNAPSHOT_VERSION: Final = "1.0"  # emergence's drives-state.json version we extend
-
-# error codes (Error.code); clients branch on these, so they are part of the protocol
-E_BAD_FRAME: Final = "bad_frame"  # not JSON, not an object, no type
-E_FRAME_TOO_LARGE: Final = "frame_too_large"
-E_UNKNOWN_TYPE: Final = "unknown_type"
-E_BAD_REQUEST: Final = "bad_request"  # known type, wrong fields or values
-E_EXPECTED_HELLO: Final = "expected_hello"
-E_HELLO_TIMEOUT: Final = "hello_timeout"
-E_UNSUPPORTED_PROTO: Final = "unsupported_proto"
-E_UNKNOWN_DRIVE: Final = "unknown_drive"
-E_NOT_DURABLE: Final = "not_durable"  # applied but not saved: retry with the same request_id
-E_TOO_MANY_CLIENTS: Final = "too_many_clients"
-E_SLOW_CONSUMER: Final = "slow_consumer"
-E_SHUTTING_DOWN: Final = "shutting_down"
-E_INTERNAL: Final = "internal"
 
 MAX_AMOUNT: Final = 1e12
 MAX_TEXT: Final = 4096
@@ -218,10 +209,10 @@ ServerMessage = Welcome | State | Event | Ack | Pong | Error
 
 _encoder = msgspec.json.Encoder()
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
-_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _state_decoder: msgspec.json.Decoder[State] = msgspec.json.Decoder(State)
 _spooled_decoder: msgspec.json.Decoder[Spooled] = msgspec.json.Decoder(Spooled)
-_CLIENT_TYPES: Final = frozenset({"hello", "get", "satisfy", "bump", "reset", "ping"})
+# The `type` tags a client may send, read off the union itself.
+CLIENT_TYPES: Final = frozenset(t.__struct_config__.tag for t in get_args(ClientMessage))
 
 
 class _Envelope(msgspec.Struct):
@@ -245,44 +236,27 @@ def encode_message(msg: Message) -> bytes:
     return encode_frame(_encoder.encode(msg))
 
 
-class BadMessage(ProtocolError):
-    """A frame that could not be decoded, with what we could salvage to answer it."""
-
-    def __init__(
-        self, code: str, message: str, id: int | None = None, request_id: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.id = id
-        self.request_id = request_id
-
-
 def decode_client(payload: bytes) -> ClientMessage:
-    """Decode a client frame, or raise BadMessage saying why (and which id it had)."""
+    """Decode a client frame, or raise RequestFailed saying why (with the id and
+    request_id it had, when they could be read, so the answer can name them)."""
     try:
         return _client_decoder.decode(payload)
     except msgspec.DecodeError as exc:
         try:
             env = _envelope_decoder.decode(payload)
         except msgspec.DecodeError:
-            raise BadMessage(E_BAD_FRAME, f"frame is not a JSON object: {exc}") from None
+            raise RequestFailed(E_BAD_FRAME, f"frame is not a JSON object: {exc}") from None
         corr = env.id if isinstance(env.id, int) and not isinstance(env.id, bool) else None
         rid = env.request_id if isinstance(env.request_id, str) else None
         if not isinstance(env.type, str):
-            raise BadMessage(E_BAD_FRAME, "frame has no string field 'type'", corr, rid) from None
-        if env.type not in _CLIENT_TYPES:
-            raise BadMessage(
-                E_UNKNOWN_TYPE, f"unknown message type {env.type!r}", corr, rid
+            raise RequestFailed(
+                E_BAD_FRAME, "frame has no string field 'type'", id=corr, request_id=rid
             ) from None
-        raise BadMessage(E_BAD_REQUEST, str(exc), corr, rid) from None
-
-
-def decode_server(payload: bytes) -> ServerMessage:
-    try:
-        return _server_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise ProtocolError(f"bad frame from sidecar: {exc}") from None
+        if env.type not in CLIENT_TYPES:
+            raise RequestFailed(
+                E_UNKNOWN_TYPE, f"unknown message type {env.type!r}", id=corr, request_id=rid
+            ) from None
+        raise RequestFailed(E_BAD_REQUEST, str(exc), id=corr, request_id=rid) from None
 
 
 def decode_state(payload: bytes) -> State:
@@ -290,6 +264,14 @@ def decode_state(payload: bytes) -> State:
     try:
         return _state_decoder.decode(payload)
     except msgspec.DecodeError as exc:
+        raise ProtocolError(f"not a drive-state snapshot: {exc}") from None
+
+
+def state_from_dict(obj: Any) -> State:
+    """Validate a snapshot already parsed as plain JSON (see agentctx._core.snapshot)."""
+    try:
+        return msgspec.convert(obj, State)
+    except msgspec.ValidationError as exc:
         raise ProtocolError(f"not a drive-state snapshot: {exc}") from None
 
 

@@ -3,7 +3,7 @@
 The daemon and every client compute paths with these functions, from the same
 environment, so they always agree. systemd's `$STATE_DIRECTORY` is deliberately
 ignored: before systemd 254 a user unit's `StateDirectory=` maps to ~/.config,
-which would split the spool between two places (DESIGN.md, Files).
+which would split the spool between two places (docs/design.md, "Files").
 
 Plain `str` paths and `os.path` only: this module is on the hook's start-up path,
 where importing pathlib alone costs a few milliseconds. Callers that want Path
@@ -27,12 +27,14 @@ __all__ = [
     "SNAPSHOT_NAME",
     "SOCKET_NAME",
     "SPOOL_NAME",
+    "config_home",
     "config_path",
     "runtime_dir",
     "snapshot_path",
     "socket_path",
     "spool_dir",
     "state_dir",
+    "unit_dir",
 ]
 
 APP = "agentctx"
@@ -67,13 +69,19 @@ def state_dir() -> str:
     return os.path.join(base, APP)
 
 
+def config_home() -> str:
+    """`$XDG_CONFIG_HOME`, default ~/.config."""
+    return _env("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+
+
 def config_path() -> str:
     """`$AGENTCTX_CONFIG`, else `$XDG_CONFIG_HOME/agentctx/drives.toml` (default ~/.config)."""
-    explicit = _env("AGENTCTX_CONFIG")
-    if explicit:
-        return explicit
-    base = _env("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, APP, "drives.toml")
+    return _env("AGENTCTX_CONFIG") or os.path.join(config_home(), APP, "drives.toml")
+
+
+def unit_dir() -> str:
+    """Where systemd looks for a user's own units: `$XDG_CONFIG_HOME/systemd/user`."""
+    return os.path.join(config_home(), "systemd", "user")
 
 
 def socket_path() -> str:

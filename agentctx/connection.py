@@ -19,17 +19,15 @@ import anyio
 import msgspec
 from anyio.abc import SocketAttribute, SocketStream
 
-from agentctx.errors import DaemonUnavailable, FrameTooLarge, ProtocolError
-from agentctx.framing import FrameDecoder, encode_frame
-from agentctx.protocol import PROTO_VERSION, Hello, encode
-from agentctx.sync import check_server
+from agentctx._core.errors import DaemonUnavailable, FrameTooLarge, ProtocolError
+from agentctx._core.framing import RECV_SIZE, FrameDecoder, encode_frame
+from agentctx._core.peercred import check_server
+from agentctx._core.protocol import PROTO_VERSION, Hello, encode
 
 __all__ = ["CONNECT_TIMEOUT", "Connection"]
 
-CONNECT_TIMEOUT: Final = (
-    1.0  # connect + welcome; with socket activation connect alone proves nothing
-)
-RECV_SIZE: Final = 1 << 16
+# connect + welcome; with socket activation a connect alone proves nothing
+CONNECT_TIMEOUT: Final = 1.0
 _decode = msgspec.json.Decoder().decode
 
 _UNAVAILABLE = (OSError, anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)

@@ -6,6 +6,10 @@ Hooks start a fresh Python for every prompt, so this path imports nothing heavy
 ~40 ms hook; the C socket object has every method used here. Every call takes an
 absolute deadline; "down" means no answer before it, which also covers socket
 activation (connect succeeds, nobody speaks) and a hung daemon.
+
+The two messages this path writes itself (`hello`, `get`) are hand copies of the
+msgspec schema in agentctx._core.protocol, made to save the import; a test keeps
+each equal to what the schema encodes (tests/test_protocol.py).
 """
 
 from __future__ import annotations
@@ -13,40 +17,37 @@ from __future__ import annotations
 import _socket
 import json
 import os
-import struct
 import time
 
-from agentctx.errors import DaemonUnavailable, ProtocolError
-from agentctx.framing import FrameDecoder, encode_frame
+from agentctx._core.errors import DaemonUnavailable, ProtocolError
+from agentctx._core.framing import RECV_SIZE, FrameDecoder, encode_frame
+from agentctx._core.peercred import check_server
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Final
 
-    from agentctx.paths import StrPath
+    from agentctx._core.paths import StrPath
 
-__all__ = ["SyncConnection", "check_server", "peer_uid"]
+__all__ = ["GET_FRAME", "GET_ID", "PROTO", "BlockingConnection", "hello_payload"]
 
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-PROTO = 1
-
-
-def peer_uid(sock: _socket.socket) -> int:
-    """The uid of the process at the other end of a connected Unix socket (SO_PEERCRED)."""
-    raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
-    _pid, uid, _gid = _PEERCRED.unpack(raw)
-    return int(uid)
+PROTO: Final = 1  # == protocol.PROTO_VERSION
+GET_ID: Final = 1
+GET_FRAME: Final = encode_frame(b'{"type":"get","id":1}')  # == encode_message(Get(id=GET_ID))
 
 
-def check_server(sock: _socket.socket, path: StrPath) -> None:
-    """Refuse a sidecar socket served by another uid: its state is not ours to trust."""
-    uid = peer_uid(sock)
-    if uid != os.getuid():
-        raise DaemonUnavailable(f"{path}: served by uid {uid}, not by us; not trusted")
+def hello_payload(client: str, subscribe: bool) -> bytes:
+    """The `hello` message as JSON (== protocol.encode(Hello(...)), keys in that order)."""
+    return json.dumps(
+        {"type": "hello", "proto": PROTO, "client": client, "subscribe": subscribe},
+        separators=(",", ":"),
+    ).encode()
 
 
-class SyncConnection:
+class BlockingConnection:
+    """One connection, every call bounded by the absolute *deadline* (monotonic)."""
+
     def __init__(self, sock: _socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
@@ -61,7 +62,7 @@ class SyncConnection:
         client: str,
         subscribe: bool = False,
         extra: bytes = b"",
-    ) -> SyncConnection:
+    ) -> BlockingConnection:
         """Connect, check the server is us, send hello (and *extra* frames in the
         same write). DaemonUnavailable when there is no usable socket."""
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
@@ -70,8 +71,7 @@ class SyncConnection:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             sock.connect(os.fspath(path))
             check_server(sock, path)
-            hello = {"type": "hello", "proto": PROTO, "client": client, "subscribe": subscribe}
-            sock.sendall(encode_frame(json.dumps(hello).encode()) + extra)
+            sock.sendall(encode_frame(hello_payload(client, subscribe)) + extra)
         except OSError as exc:
             sock.close()
             raise DaemonUnavailable(f"{path}: {exc.strerror or exc}") from None
@@ -83,18 +83,11 @@ class SyncConnection:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> SyncConnection:
+    def __enter__(self) -> BlockingConnection:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def send(self, payload: bytes) -> None:
-        try:
-            self.sock.settimeout(max(0.001, self.deadline - time.monotonic()))
-            self.sock.sendall(encode_frame(payload))
-        except OSError as exc:
-            raise DaemonUnavailable(f"send failed: {exc.strerror or exc}") from None
 
     def recv(self) -> dict[str, Any]:
         """The next frame as a dict; DaemonUnavailable at the deadline or on EOF."""
@@ -104,7 +97,7 @@ class SyncConnection:
                 raise DaemonUnavailable("no answer from the sidecar in time")
             try:
                 self.sock.settimeout(left)
-                data = self.sock.recv(1 << 16)
+                data = self.sock.recv(RECV_SIZE)
             except TimeoutError:
                 raise DaemonUnavailable("no answer from the sidecar in time") from None
             except OSError as exc:

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from agentctx import paths
-from agentctx.errors import AgentctxError
+from agentctx._core import paths
+from agentctx._core.config import load_config
+from agentctx._core.errors import AgentctxError
+from agentctx._core.spool import REJECTED_DIR, spool_files
 from agentctx.oneshot import read_snapshot, read_socket
-from agentctx.spool import REJECTED_DIR, spool_files
 
 __all__ = ["UNIT", "doctor"]
 
@@ -67,8 +68,6 @@ def _snapshot() -> Check:
 
 
 def _config() -> Check:
-    from sidecar.config import load_config  # the daemon's own validator
-
     path = Path(paths.config_path())
     try:
         cfg = load_config(path, required=path.exists())

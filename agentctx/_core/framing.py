@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import struct
 
-from agentctx.errors import FrameTooLarge, ProtocolError
+from agentctx._core.errors import FrameTooLarge, ProtocolError
 
-__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "FrameDecoder", "encode_frame"]
+__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "RECV_SIZE", "FrameDecoder", "encode_frame"]
 
-DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB: a full state is a few KiB; anything near this is hostile
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
+DEFAULT_MAX_FRAME: Final = 1 << 20  # 1 MiB: a full state is a few KiB; near this is hostile
+# Bytes asked of the kernel per read, by every reader of the socket (daemon and
+# clients): a full state and its events in one read, without a large buffer per client.
+RECV_SIZE: Final = 1 << 16
 _HEADER = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size
 

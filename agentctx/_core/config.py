@@ -16,8 +16,8 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from agentctx.errors import ConfigError
-from agentctx.protocol import Band
+from agentctx._core.errors import ConfigError
+from agentctx._core.protocol import Band
 
 __all__ = [
     "BAND_ORDER",

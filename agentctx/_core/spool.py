@@ -15,15 +15,21 @@ import time
 from pathlib import Path
 from typing import Final
 
-from agentctx import paths
-from agentctx.errors import StoreError
-from agentctx.files import atomic_write
-from agentctx.protocol import Request, Spooled, encode
+from agentctx._core import paths
+from agentctx._core.errors import StoreError
+from agentctx._core.files import atomic_write
+from agentctx._core.protocol import Request, Spooled, encode
 
-__all__ = ["REJECTED_DIR", "spool_files", "spool_request"]
+__all__ = ["REJECTED_DIR", "is_spooled", "spool_files", "spool_request"]
 
 REJECTED_DIR: Final = "rejected"  # requests the daemon could not apply, kept for a human
+SUFFIX: Final = ".json"
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def is_spooled(name: str) -> bool:
+    """Whether a file name in the spool dir is a spooled request (not a temp file)."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
 
 
 def spool_request(
@@ -37,15 +43,15 @@ def spool_request(
     except OSError as exc:
         raise StoreError(f"{directory}: cannot create spool directory: {exc.strerror}") from None
     safe_id = _SAFE.sub("_", req.request_id)[:64]
-    path = directory / f"{int(made_at * 1e9):020d}-{safe_id}.json"
+    path = directory / f"{int(made_at * 1e9):020d}-{safe_id}{SUFFIX}"
     atomic_write(path, encode(Spooled(made_at=made_at, request=req)) + b"\n", durable=True)
     return path
 
 
 def spool_files(directory: Path) -> list[Path]:
-    """Spooled requests in the order they were made (temp files excluded)."""
+    """Spooled requests in the order they were made."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
-    return [directory / n for n in sorted(names) if n.endswith(".json") and not n.startswith(".")]
+    return [directory / n for n in sorted(names) if is_spooled(n)]

@@ -13,9 +13,9 @@ import os
 import re
 import time
 
-from agentctx import paths
-from agentctx.errors import StoreError
-from agentctx.files import atomic_write, read_file
+from agentctx._core import paths
+from agentctx._core.errors import StoreError
+from agentctx._core.files import atomic_write, read_file
 from agentctx.state import DriveState
 
 # typing is not imported at run time: this module is on the hook's start-up path

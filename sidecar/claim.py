@@ -1,6 +1,6 @@
-"""Claiming the runtime directory and the socket path without stealing a live one.
+"""Claiming a sidecar's directories, its lock and its socket, without stealing a live one.
 
-Order matters (DESIGN.md, Known traps): check the directory, take the lock file
+Order matters (docs/design.md, "Known traps"): check the directory, take the lock file
 (flock, so a crashed daemon releases it automatically), probe any socket already
 at the path with a connect, and only then bind. Binding under a umask of 0177
 means the socket is never, even for an instant, reachable by anyone but us.
@@ -19,22 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from agentctx.errors import AgentctxError
+from agentctx._core.errors import AlreadyRunning, UnsafePath
 
-__all__ = ["AlreadyRunning", "UnsafePath", "bind_socket", "ensure_private_dir", "hold_lock"]
+__all__ = ["bind_socket", "ensure_private_dir", "hold_lock"]
 
 log = logging.getLogger(__name__)
 
 BACKLOG: Final = 128
 PROBE_TIMEOUT: Final = 0.5
-
-
-class AlreadyRunning(AgentctxError):
-    """Another sidecar owns this runtime directory."""
-
-
-class UnsafePath(AgentctxError):
-    """A directory or file we would use is not private to us."""
 
 
 def ensure_private_dir(path: Path, *, create: bool = True) -> None:

@@ -1,0 +1,46 @@
+"""One sidecar's files, as Paths: the runtime dir and the state dir, and what is in them.
+
+The daemon holds one `Layout` for its life; clients that need more than the socket
+and snapshot (the doctor, the spool, the history) build the same one from the same
+environment (`Layout.resolve()`), so both sides always name the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentctx._core import paths
+
+__all__ = ["Layout"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    runtime: Path
+    state: Path
+
+    @classmethod
+    def resolve(cls, runtime: Path | None = None, state: Path | None = None) -> Layout:
+        """Explicit dirs where given, else the environment's (see agentctx._core.paths)."""
+        return cls(runtime or Path(paths.runtime_dir()), state or Path(paths.state_dir()))
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime / paths.SOCKET_NAME
+
+    @property
+    def snapshot(self) -> Path:
+        return self.runtime / paths.SNAPSHOT_NAME
+
+    @property
+    def lock(self) -> Path:
+        return self.runtime / paths.LOCK_NAME
+
+    @property
+    def durable(self) -> Path:
+        return self.state / paths.DURABLE_NAME
+
+    @property
+    def spool(self) -> Path:
+        return self.state / paths.SPOOL_NAME

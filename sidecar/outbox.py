@@ -1,0 +1,186 @@
+"""One client's outgoing frames: in order, coalesced, bounded, never blocking the hub.
+
+The hub hands every subscriber each new state with `push()`, which never blocks.
+When nothing is queued and the socket has room, the frames are written right
+there in one non-blocking send: no task switch stands between a satisfy and its
+readers (the fast path, measured in benchmarks/push.py). Otherwise they wait in
+an ordered queue in which a full state is a *slot*: a newer state replaces an
+unsent one in place, so a slow reader gets the newest state, not a backlog.
+Events and responses queue behind it, bounded.
+
+The sender task (`run()`) writes only what the socket buffer takes without
+blocking, always keeping room for one final error frame, and otherwise waits for
+the socket to become writable. A reader that makes no progress for `send_timeout`
+is dropped with a final `slow_consumer` error, which therefore always fits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import socket
+import struct
+import termios
+from collections import deque
+from collections.abc import Sequence
+from typing import Final
+
+import anyio
+
+from agentctx._core.errors import E_SLOW_CONSUMER
+from agentctx._core.protocol import Error, Message, encode_message
+
+__all__ = ["FINAL_FRAME_TIMEOUT", "FINAL_RESERVE", "MAX_OUTBOX", "Outbox"]
+
+log = logging.getLogger(__name__)
+
+MAX_OUTBOX: Final = 1024  # queued events + responses before a client counts as stuck
+FINAL_FRAME_TIMEOUT: Final = 1.0  # best effort to tell a closed client why
+# The kernel counts its own bookkeeping against SO_SNDBUF too (SIOCOUTQ is in the same
+# units), so each write is charged this allowance on top of its bytes...
+WRITE_OVERHEAD: Final = 1024
+# ...and this much is always left free, so the final error frame fits.
+FINAL_RESERVE: Final = 2048
+_STATE_SLOT: Final = b""  # marker in the queue: "the newest state goes here"
+_INT = struct.Struct("i")
+
+
+class Outbox:
+    """The write side of one connection. `push()` and `send()` never block."""
+
+    def __init__(self, raw: socket.socket, *, send_timeout: float) -> None:
+        self.name = "?"  # the client's name from its hello, for the log
+        self.send_timeout = send_timeout
+        self.closing = False
+        self._raw = raw
+        self._fd = raw.fileno()
+        self._sndbuf = raw.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self._queue: deque[bytes] = deque()
+        self._state: bytes | None = None  # the newest unsent state (its slot is queued)
+        self._unsent: memoryview | None = None  # the rest of a batch the socket cut short
+        self._final: bytes | None = None
+        self._wake = anyio.Event()
+
+    # --- producers (never block) ----------------------------------------------------
+
+    def push(self, state: bytes, events: Sequence[bytes] = ()) -> None:
+        """A new full state and the events it reflects (the hub's Subscriber)."""
+        if self.closing:
+            return
+        if not self._queue and self._unsent is None:
+            data = state + b"".join(events) if events else state
+            if self._room() >= len(data):
+                try:
+                    sent = self._raw.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    sent = -1  # broken: the sender finds out and ends the connection
+                if sent == len(data):
+                    return
+                if sent > 0:  # a frame cut in two: its rest goes first
+                    self._unsent = memoryview(data)[sent:]
+                    self._wake.set()
+                    return
+        if self._state is None:
+            self._queue.append(_STATE_SLOT)
+        self._state = state
+        for frame in events:
+            self.send(frame)
+        self._wake.set()
+
+    def send(self, frame: bytes) -> None:
+        """Queue one whole frame (an answer, an event) behind what is already queued."""
+        if self.closing:
+            return
+        if len(self._queue) >= MAX_OUTBOX:
+            log.warning("client %s: %d frames unread; dropping it", self.name, len(self._queue))
+            self.close(Error(code=E_SLOW_CONSUMER, message="too many unread frames"))
+            return
+        self._queue.append(frame)
+        self._wake.set()
+
+    def respond(self, msg: Message) -> None:
+        self.send(encode_message(msg))
+
+    def close(self, final: Error | None = None) -> None:
+        """Accept nothing more; the sender flushes what is queued, then *final*, then ends."""
+        if final is not None and self._final is None:
+            self._final = encode_message(final)
+        self.closing = True
+        self._wake.set()
+
+    # --- the sender task --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Write until closed and flushed, or until the client is gone or stuck."""
+        while True:
+            if self._unsent is None:
+                if not self._queue:
+                    if self.closing:
+                        break
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
+                self._unsent = memoryview(self._take_all())
+            if not await self._write_some():
+                return
+        if self._final is not None:
+            self._unsent = memoryview(self._final)
+            with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
+                while self._unsent is not None and await self._write_some(reserve=0):
+                    pass
+
+    def _take_all(self) -> bytes:
+        """Everything queued, in order, as one write (fewer syscalls)."""
+        batch = []
+        while self._queue:
+            item = self._queue.popleft()
+            if item == _STATE_SLOT:
+                assert self._state is not None
+                item, self._state = self._state, None
+            batch.append(item)
+        return b"".join(batch)
+
+    async def _write_some(self, reserve: int = FINAL_RESERVE) -> bool:
+        """Write what fits of the unsent bytes; wait for room when none does.
+        False when the client is gone, or was stuck and has been dropped."""
+        assert self._unsent is not None
+        room = self._room(reserve)
+        if room > 0:
+            try:
+                sent = self._raw.send(self._unsent[:room])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                log.debug("client %s: gone", self.name)  # it closed or died: nothing to do
+                return False
+            self._unsent = self._unsent[sent:] if sent < len(self._unsent) else None
+            if sent:
+                return True
+        # The socket is writable again once the peer has read enough (for a Unix
+        # stream: down to a quarter of the buffer), which leaves room for a write.
+        with anyio.move_on_after(self.send_timeout):
+            await anyio.wait_writable(self._raw)
+            return True
+        if reserve:
+            self._drop_stuck()
+        return False
+
+    def _room(self, reserve: int = FINAL_RESERVE) -> int:
+        """Bytes that fit in the send buffer now, keeping *reserve* free."""
+        try:
+            queued: int = _INT.unpack(fcntl.ioctl(self._fd, termios.TIOCOUTQ, b"\0" * 4))[0]
+        except OSError:  # a closed socket: let the send itself fail and say so
+            return self._sndbuf
+        return self._sndbuf - queued - WRITE_OVERHEAD - reserve
+
+    def _drop_stuck(self) -> None:
+        log.warning("client %s: not reading for %.1fs; dropping it", self.name, self.send_timeout)
+        final = encode_message(
+            Error(code=E_SLOW_CONSUMER, message=f"not reading for {self.send_timeout:g}s")
+        )
+        with contextlib.suppress(OSError):  # non-blocking: FINAL_RESERVE kept room for it
+            self._raw.send(final)
+        self.closing = True

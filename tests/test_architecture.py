@@ -1,0 +1,130 @@
+"""The lines docs/architecture.md draws, checked on the source itself.
+
+- `agentctx` (client library and CLI) imports nothing from `sidecar`;
+- `sidecar` imports from `agentctx` only the shared core, `agentctx._core`;
+- the core imports neither side;
+- no module grows past what one can read in one sitting;
+- the hook path (`agentctx context`) loads no heavy module.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import REPO
+
+MAX_LINES = 400
+# What a per-turn hook must never pay for at start-up.
+HEAVY = ("msgspec", "anyio", "watchfiles", "asyncio", "pathlib", "typing", "argparse", "sidecar")
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+def imported(path: Path) -> set[str]:
+    """Every module name *path* imports (absolute imports; the project uses no others)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import"
+            assert node.module is not None
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_client_never_imports_the_daemon() -> None:
+    for path in modules("agentctx"):
+        bad = {n for n in imported(path) if n == "sidecar" or n.startswith("sidecar.")}
+        assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+def test_the_daemon_imports_only_the_shared_core() -> None:
+    for path in modules("sidecar"):
+        bad = {
+            n
+            for n in imported(path)
+            if (n == "agentctx" or n.startswith("agentctx."))
+            and not (n == "agentctx._core" or n.startswith("agentctx._core."))
+        }
+        assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+def test_the_core_imports_neither_side() -> None:
+    for path in modules("agentctx/_core"):
+        bad = {
+            n
+            for n in imported(path)
+            if n.startswith("sidecar")
+            or (n.startswith("agentctx.") and not n.startswith("agentctx._core"))
+        }
+        assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("package", ["agentctx", "sidecar"])
+def test_no_module_is_too_long(package: str) -> None:
+    for path in modules(package):
+        lines = len(path.read_text().splitlines())
+        assert lines <= MAX_LINES, f"{path.relative_to(REPO)}: {lines} lines"
+
+
+def test_one_exception_tree() -> None:
+    """Every exception class the product defines lives in agentctx._core.errors."""
+    for package in ("agentctx", "sidecar"):
+        for path in modules(package):
+            if path == REPO / "agentctx" / "_core" / "errors.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef):
+                    bases = {ast.unparse(b) for b in node.bases}
+                    assert not any(b.endswith(("Error", "Exception")) for b in bases), (
+                        f"{path.relative_to(REPO)}: class {node.name}({', '.join(bases)})"
+                    )
+
+
+def test_the_hook_path_stays_light(tmp_path: Path) -> None:
+    """`agentctx context --hook claude` with no sidecar: only the stdlib it needs."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['agentctx', 'context', '--hook', 'claude']\n"
+        "try:\n"
+        "    runpy.run_module('agentctx', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('MODULES', __import__('json').dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AGENTCTX_RUNTIME_DIR": str(tmp_path / "run"),
+        "AGENTCTX_STATE_DIR": str(tmp_path / "state"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=REPO,
+        input='{"session_id": "s1", "hook_event_name": "UserPromptSubmit"}',
+        capture_output=True,
+        text=True,
+    )
+    line = next(ln for ln in out.stderr.splitlines() if ln.startswith("MODULES "))
+    loaded = set(json.loads(line.removeprefix("MODULES ")))
+    # What the interpreter loads before any of our code (site, an editable install's
+    # import hook...) is not the hook's doing.
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    loaded -= set(json.loads(bare.stdout)) - {"json"}
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    assert not heavy, f"the hook path imported {heavy}"
