@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from agentctx.state import DriveState
+from agentctx.state import FUTURE_TOLERANCE_S, DriveState
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
@@ -44,7 +44,13 @@ def _age(seconds: float) -> str:
 
 
 def freshness(state: DriveState) -> str:
+    """Where the state came from and how old it is, said plainly when it may be stale."""
     where = "live" if state.source == "socket" else "from the snapshot file"
+    if state.clock_ahead_s > FUTURE_TOLERANCE_S:
+        return (
+            f"⚠ STALE: {where}, stamped {_age(state.clock_ahead_s)} in the future "
+            "(the clock was changed); its age is unknown, numbers may be out of date"
+        )
     text = f"{where}, {_age(state.age_s)} old"
     if state.stale:
         text = f"⚠ STALE: {text}; the sidecar looks down, numbers may be out of date"
@@ -55,14 +61,28 @@ def _num(x: Any) -> str:
     return f"{float(x):.1f}"
 
 
-def _drive_line(name: str, d: dict[str, Any], with_description: bool) -> str:
+def _instant(text: Any) -> float | None:
+    """An ISO-8601 time from the state as a Unix time (None if absent or unreadable)."""
+    if not isinstance(text, str) or not text:
+        return None
+    from datetime import datetime  # only for a satisfied drive: not on every hook call
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _drive_line(name: str, d: dict[str, Any], with_description: bool, tick_ts: float) -> str:
     pct = round(float(d.get("ratio", 0)) * 100)
     line = (
         f"{_MARK.get(d.get('band', ''), '🟢')} {name}: {_num(d.get('pressure', 0))}/"
         f"{float(d.get('threshold', 0)):g} ({pct}%, {d.get('band', '?')})"
     )
     if d.get("status") == "satisfied":
-        line += " ✓ just satisfied"
+        when = _instant(d.get("last_satisfied"))
+        ago = f" {_age(max(0.0, tick_ts - when))} ago" if when is not None else ""
+        line += f" ✓ satisfied{ago}"
     desc = d.get("description")
     if with_description and desc:
         line += f" — {desc}"
@@ -70,7 +90,12 @@ def _drive_line(name: str, d: dict[str, Any], with_description: bool) -> str:
 
 
 def markdown(state: DriveState, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """The DRIVES.md-style block, at most *max_chars* characters."""
+    """The DRIVES.md-style block, at most *max_chars* characters.
+
+    To fit, it drops detail in this order: descriptions, the list lines of the
+    least urgent drives (triggered ones stay named in their own section), the
+    triggered drives' prompts; and only then whole lines from the end. It never
+    cuts a line in the middle."""
     drives = by_urgency(state)
     hot = [(n, d) for n, d in drives if d.get("band") in _HOT]
     head = [
@@ -79,7 +104,7 @@ def markdown(state: DriveState, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         "",
     ]
 
-    def build(prompts: bool, descriptions: bool, keep: int) -> str:
+    def build(prompts: bool, descriptions: bool, keep: int) -> list[str]:
         lines = list(head)
         if hot:
             lines.append("**🔥 Triggered:**")
@@ -93,20 +118,35 @@ def markdown(state: DriveState, max_chars: int = DEFAULT_MAX_CHARS) -> str:
                     item += f" — {prompt.splitlines()[0]}"
                 lines.append(item)
             lines.append("")
-        lines += [_drive_line(n, d, descriptions) for n, d in drives[:keep]]
+        lines += [_drive_line(n, d, descriptions, state.tick_ts) for n, d in drives[:keep]]
         if keep < len(drives):
             lines.append(f"… and {len(drives) - keep} more")
-        return "\n".join(lines)
+        return lines
 
-    for prompts, descriptions in ((True, True), (True, False), (False, False)):
-        text = build(prompts, descriptions, len(drives))
-        if len(text) <= max_chars:
-            return text
-    for keep in range(len(drives) - 1, -1, -1):
-        text = build(False, False, keep)
-        if len(text) <= max_chars:
-            return text
-    return text[: max(0, max_chars - 1)] + "…"
+    everything = len(drives)
+    tries = [(True, True, everything)]
+    tries += [(True, False, keep) for keep in range(everything, -1, -1)]
+    tries.append((False, False, 0))
+    for prompts, descriptions, keep in tries:
+        lines = build(prompts, descriptions, keep)
+        if len("\n".join(lines)) <= max_chars:
+            return "\n".join(lines)
+    return _whole_lines(lines, max_chars)
+
+
+def _whole_lines(lines: list[str], max_chars: int) -> str:
+    """As many whole lines as fit, then "…" (if even that fits)."""
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        extra = len(line) + (1 if kept else 0)
+        if size + extra + len("\n…") > max_chars:
+            break
+        kept.append(line)
+        size += extra
+    kept.append("…")
+    text = "\n".join(kept)
+    return text if len(text) <= max_chars else ""
 
 
 def bar(d: dict[str, Any], width: int = 20) -> str:

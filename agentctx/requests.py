@@ -34,6 +34,7 @@ from agentctx._core.protocol import (
     Reset,
     Satisfy,
     decode_client,
+    drive_key,
     encode,
     encode_message,
 )
@@ -148,7 +149,7 @@ def _check_drive_offline(req: Request) -> None:
         known = read_snapshot().drives
     except (DaemonUnavailable, StoreError):
         return  # nothing to check against: the daemon will judge
-    if req.drive.upper() not in known:
+    if drive_key(req.drive) not in known:
         raise UnknownDrive(req.drive, known)
 
 

@@ -14,10 +14,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
-__all__ = ["STALE_MIN_S", "STALE_TICKS", "DriveEvent", "DriveState", "Transition"]
+__all__ = [
+    "FUTURE_TOLERANCE_S",
+    "STALE_MIN_S",
+    "STALE_TICKS",
+    "DriveEvent",
+    "DriveState",
+    "Transition",
+]
 
 STALE_TICKS: Final = 3  # older than this many tick intervals counts as stale...
 STALE_MIN_S: Final = 5.0  # ...but never less than this (scheduling jitter on 1 s ticks)
+# A tick stamped further than this in the reader's future means a clock was stepped
+# (back, here, or forward, then): its age is unknowable, so it is not called fresh.
+FUTURE_TOLERANCE_S: Final = 2.0
 
 
 class DriveState:
@@ -60,10 +70,22 @@ class DriveState:
 
     @property
     def age_s(self) -> float:
+        """Seconds between the daemon's tick and the moment this state was received."""
         return max(0.0, self.received_at - self.tick_ts)
 
     @property
+    def clock_ahead_s(self) -> float:
+        """How far the tick's time is in the reader's future (0 normally); more than
+        FUTURE_TOLERANCE_S means a wall clock was stepped and `age_s` means nothing."""
+        return max(0.0, self.tick_ts - self.received_at)
+
+    @property
     def stale(self) -> bool:
+        """Probably not current: older than a few ticks, or stamped in the future
+        (a file whose age cannot be known; a live socket state is fresh by definition
+        but for the one tick after a clock step)."""
+        if self.clock_ahead_s > FUTURE_TOLERANCE_S:
+            return True
         return self.age_s > max(STALE_TICKS * self.tick_interval, STALE_MIN_S)
 
     def newer_than(self, other: DriveState | None) -> bool:

@@ -1,9 +1,16 @@
-"""Claiming a sidecar's directories, its lock and its socket, without stealing a live one.
+"""A sidecar's hold on its files: private dirs, two locks and the socket, for its life.
 
-Order matters (docs/design.md, "Known traps"): check the directory, take the lock file
-(flock, so a crashed daemon releases it automatically), probe any socket already
-at the path with a connect, and only then bind. Binding under a umask of 0177
-means the socket is never, even for an instant, reachable by anyone but us.
+Order matters (docs/design.md, "Known traps"): check the directories, lock the
+state dir (what must never have two writers: the durable state and the spool),
+lock the runtime dir (flock on a lock file holding our pid), probe any socket
+already at the path with a connect, and only then bind. Locks are flocks, so a
+crashed daemon releases them by itself. Binding under a umask of 0177 means the
+socket is never, even for an instant, reachable by anyone but us.
+
+The runtime dir can vanish under a running daemon (logind removes
+/run/user/UID at logout, tmpfiles cleans up). The state-dir lock keeps a second
+daemon from starting meanwhile, and `lost()` / `reclaim()` let the running one
+notice and put its dir, lock and socket back.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from agentctx._core.errors import AlreadyRunning, UnsafePath
+from agentctx._core.errors import AlreadyRunning, StoreError, UnsafePath
+from agentctx._core.files import make_private_dirs
+from agentctx._core.layout import Layout
+from sidecar.notify import activated_socket
 
-__all__ = ["bind_socket", "ensure_private_dir", "hold_lock"]
+__all__ = ["Claim", "bind_socket", "ensure_private_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +41,7 @@ PROBE_TIMEOUT: Final = 0.5
 def ensure_private_dir(path: Path, *, create: bool = True) -> None:
     """Make sure *path* is a real directory, ours, mode 0700 (creating it if asked)."""
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path, 0o700)
+        make_private_dirs(path)
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -43,34 +50,16 @@ def ensure_private_dir(path: Path, *, create: bool = True) -> None:
         raise UnsafePath(f"{path} is a symlink; refusing to use it (remove it and retry)")
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafePath(f"{path} is not a directory")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & stat.S_ISVTX or mode & 0o002:  # /tmp and the like: shared by everyone
+        raise UnsafePath(
+            f"{path} is a shared directory (mode {mode:04o}); give the sidecar a private "
+            f"directory inside it instead, e.g. {path / f'agentctx-{os.getuid()}'}"
+        )
     if st.st_uid != os.getuid():
         raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()})")
-    if st.st_mode & 0o077:
-        raise UnsafePath(
-            f"{path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be 0700 (chmod 700 {path})"
-        )
-
-
-@contextlib.contextmanager
-def hold_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on *path* for the life of the daemon."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise UnsafePath(f"{path}: cannot open lock file: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise AlreadyRunning(
-                f"another agentctx-sidecar (pid {other}) is running on {path.parent}"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
+    if mode & 0o077:
+        raise UnsafePath(f"{path} has mode {mode:04o}; it must be 0700 (chmod 700 {path})")
 
 
 def _probe(path: Path) -> bool:
@@ -88,7 +77,7 @@ def _probe(path: Path) -> bool:
 
 
 def bind_socket(path: Path) -> socket.socket:
-    """Bind and listen on *path* (0600). Call with the lock held."""
+    """Bind and listen on *path* (0600). Call with the locks held."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -113,3 +102,113 @@ def bind_socket(path: Path) -> socket.socket:
     sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
+
+
+def _flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+class Claim:
+    """Held from `acquire()` to `release()`; `sockets` are the listening sockets."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.sockets: list[socket.socket] = []
+        self.activated = False  # the first socket is systemd's: never unlink or rebind it
+        self._state_fd = -1
+        self._lock_fd = -1
+        self._inodes: dict[Path, int | None] = {}
+
+    def acquire(self) -> socket.socket:
+        """Take everything; return the socket to serve on. AgentctxError subclasses
+        (one line each) when something is not ours to take."""
+        ensure_private_dir(self.layout.state)
+        try:
+            self._state_fd = os.open(self.layout.state, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise StoreError(f"{self.layout.state}: cannot open: {exc.strerror}") from None
+        if not _flock(self._state_fd):  # a directory can be flocked, even read-only
+            raise AlreadyRunning(
+                f"another agentctx-sidecar is using the state dir {self.layout.state}"
+            )
+        sock = activated_socket()
+        if sock is not None:
+            log.info("using the socket passed by systemd (socket activation)")
+            self.activated = True
+            self.sockets.append(sock)
+        new = self._claim_runtime()
+        return sock if sock is not None else new
+
+    def _claim_runtime(self) -> socket.socket:
+        """The runtime dir, its lock (with our pid) and, unless systemd passed one, the
+        socket (returned: a listening socket at the path, ours or systemd's)."""
+        runtime = self.layout.runtime
+        ensure_private_dir(runtime)
+        lock = self.layout.lock
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(f"{lock}: cannot open the lock file: {exc.strerror}") from None
+        if not _flock(fd):
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"another agentctx-sidecar (pid {other}) is running on {runtime}")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+        self._lock_fd = fd
+        if self.activated and self.sockets:
+            sock = self.sockets[0]
+        else:
+            sock = bind_socket(self.layout.socket)
+            self.sockets.append(sock)
+        self._inodes = {p: _inode(p) for p in (runtime, lock, self.layout.socket)}
+        return sock
+
+    def lost(self) -> list[Path]:
+        """Which of the runtime dir, the lock and the socket are gone or replaced."""
+        return [p for p, ino in self._inodes.items() if ino is None or _inode(p) != ino]
+
+    def reclaim(self) -> socket.socket | None:
+        """Put back the runtime dir, the lock and our socket; return a new listening
+        socket to serve on too (None when only the lock had to be replaced)."""
+        before = len(self.sockets)
+        if self.activated and self.layout.socket in self.lost():
+            self.activated = False  # systemd's path is gone: bind our own beside it
+        self._claim_runtime()
+        return self.sockets[-1] if len(self.sockets) > before else None
+
+    def release(self) -> None:
+        ours = not self.activated and self._inodes.get(self.layout.socket)
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        if ours and _inode(self.layout.socket) == ours:
+            with contextlib.suppress(OSError):
+                os.unlink(self.layout.socket)
+        for fd in (self._lock_fd, self._state_fd):
+            if fd >= 0:
+                os.close(fd)  # releases the flock
+        self._lock_fd = self._state_fd = -1
+
+    def __enter__(self) -> socket.socket:
+        try:
+            return self.acquire()
+        except BaseException:
+            self.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -16,24 +16,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Annotated, Any, Final
 
 import msgspec
 
 from agentctx._core.config import BAND_ORDER, Config, DriveConfig
 from agentctx._core.errors import E_BAD_REQUEST, RequestFailed, UnknownDrive
-from agentctx._core.protocol import DEPTHS, Band, Depth, Event, EventKind, Status
+from agentctx._core.protocol import DEPTHS, Band, Depth, Event, EventKind, Status, drive_key
+from sidecar.quiet import effective_hours
 
-__all__ = [
-    "SECONDS_PER_HOUR",
-    "DriveRuntime",
-    "Engine",
-    "band_for",
-    "effective_hours",
-]
+__all__ = ["STEP_TOLERANCE_S", "DriveRuntime", "Engine", "band_for"]
 
-SECONDS_PER_HOUR: Final = 3600.0
+# Wall-clock time and real elapsed time may disagree by this much before the wall
+# clock counts as stepped (both are read at the same moment, so jitter is tiny).
+STEP_TOLERANCE_S: Final = 1.0
 LATENT: Final[Band] = "latent"
 _TRIGGERED_INDEX: Final = BAND_ORDER.index("triggered") + 1  # +1: "latent" is index 0
 
@@ -65,41 +62,6 @@ def _band_index(band: Band) -> int:
     return 0 if band == LATENT else BAND_ORDER.index(band) + 1
 
 
-def _in_quiet(hour: int, quiet: tuple[int, int]) -> bool:
-    start, end = quiet
-    if start < end:
-        return start <= hour < end
-    return hour >= start or hour < end  # overnight window, e.g. [23, 7]
-
-
-def effective_hours(
-    t0: float, t1: float, quiet: tuple[int, int] | None, factor: float, tz: tzinfo | None
-) -> float:
-    """Hours between two instants, with quiet local hours counting x *factor*.
-
-    Walks local hour boundaries (DST and half-hour offsets included), so the result
-    is additive: effective(a, b) + effective(b, c) == effective(a, c).
-    """
-    if t1 <= t0:
-        return 0.0
-    if quiet is None or factor == 1.0:
-        return (t1 - t0) / SECONDS_PER_HOUR
-    total = 0.0
-    t = t0
-    while t < t1:
-        local = datetime.fromtimestamp(t, tz).astimezone(tz)
-        offset = local.utcoffset()
-        shift = offset.total_seconds() if offset is not None else 0.0
-        boundary = t - math.fmod(t + shift, SECONDS_PER_HOUR) + SECONDS_PER_HOUR
-        if boundary <= t:  # float edge: never loop in place
-            boundary = t + SECONDS_PER_HOUR
-        end = min(boundary, t1)
-        weight = factor if _in_quiet(local.hour, quiet) else 1.0
-        total += (end - t) * weight
-        t = end
-    return total / SECONDS_PER_HOUR
-
-
 @dataclass(slots=True)
 class _Drive:
     name: str
@@ -122,6 +84,9 @@ class Engine:
     last_tick: float
     tz: tzinfo | None = None
     _drives: dict[str, _Drive] = field(default_factory=dict)
+    # Drives a config no longer has, as they were: a drive removed by mistake and
+    # added back comes back where it was.
+    _retired: dict[str, DriveRuntime] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -130,27 +95,32 @@ class Engine:
         now: float,
         runtime: Mapping[str, DriveRuntime] | None = None,
         tz: tzinfo | None = None,
+        retired: Mapping[str, DriveRuntime] | None = None,
     ) -> Engine:
-        engine = cls(config=config, last_tick=now, tz=tz)
+        engine = cls(config=config, last_tick=now, tz=tz, _retired=dict(retired or {}))
         engine._install(config, runtime or {})
         return engine
 
     def _install(self, config: Config, runtime: Mapping[str, DriveRuntime]) -> list[Event]:
-        """Adopt *config*, keeping the pressure of every drive that survives."""
+        """Adopt *config*, keeping the pressure of every drive that survives (capped at
+        its new maximum) and retiring the runtime of every drive that does not."""
         ratio_cap = config.sidecar.max_pressure_ratio
         old = self._drives
+        pool = {**self._retired, **runtime}
         self.config = config
         self._drives = {}
         changes: list[Event] = []
         for name, spec in config.drives.items():
             bands = spec.band_ratios()
-            rt = runtime.get(name) or DriveRuntime()
+            rt = pool.pop(name, None) or DriveRuntime()
             drive = _Drive(name, spec, bands, spec.threshold * ratio_cap, rt)
+            rt.pressure = min(rt.pressure, drive.cap)  # a lowered threshold lowers the cap
             drive.band = band_for(drive.ratio, bands)
             self._drives[name] = drive
             before = old.get(name)
             if before is not None and before.band != drive.band:
                 changes.append(self._band_change(drive, before.band, self.last_tick))
+        self._retired = pool
         return changes
 
     # --- queries ------------------------------------------------------------------
@@ -161,6 +131,10 @@ class Engine:
 
     def spec(self, name: str) -> DriveConfig:
         return self._drive(name).spec
+
+    def retired(self) -> dict[str, DriveRuntime]:
+        """A copy of the runtime values of drives the config no longer has."""
+        return {n: msgspec.structs.replace(rt) for n, rt in self._retired.items()}
 
     def runtime(self) -> dict[str, DriveRuntime]:
         """A copy of every drive's runtime values (for the durable state)."""
@@ -199,7 +173,7 @@ class Engine:
         return "building"
 
     def _drive(self, name: str) -> _Drive:
-        drive = self._drives.get(name) or self._drives.get(name.upper())
+        drive = self._drives.get(drive_key(name))
         if drive is None:
             raise UnknownDrive(name, self._drives)
         return drive
@@ -209,10 +183,12 @@ class Engine:
     def advance(self, now: float) -> list[Event]:
         """Grow every time-driven drive up to *now*; return the band crossings.
 
-        A clock that went backwards grows nothing; the engine then waits for the
-        clock to pass its last tick again rather than double-counting.
+        A wall clock that went back grows nothing and re-anchors the engine at *now*:
+        pressure never goes backwards, no hour is counted twice, and what happens next
+        (a satisfaction, its `satisfied` status) is timed by the clock as it now is.
         """
         if now <= self.last_tick:
+            self.last_tick = now
             return []
         s = self.config.sidecar
         hours = effective_hours(self.last_tick, now, s.quiet_hours, s.quiet_rate_factor, self.tz)
@@ -227,8 +203,19 @@ class Engine:
             changes.extend(self._rebanded(drive, now))
         return changes
 
+    def rebase(self, now: float, elapsed: float) -> bool:
+        """The wall clock says *now*, but only *elapsed* real seconds (read from a clock
+        that wall-clock steps cannot move) passed since the last tick. When the two
+        disagree the wall clock was stepped (NTP, a bad RTC): move the last tick so the
+        next `advance(now)` credits exactly *elapsed*. True when it did."""
+        if abs((now - self.last_tick) - elapsed) <= STEP_TOLERANCE_S:
+            return False
+        self.last_tick = now - max(0.0, elapsed)
+        return True
+
     def reconfigure(self, config: Config, now: float) -> list[Event]:
-        """Catch up to *now* under the old config, then switch, keeping pressures."""
+        """Catch up to *now* under the old config, then switch, keeping pressures
+        (see `_install`)."""
         changes = self.advance(now)
         runtime = {n: d.rt for n, d in self._drives.items()}
         changes.extend(self._install(config, runtime))
@@ -247,7 +234,7 @@ class Engine:
             raise RequestFailed(
                 E_BAD_REQUEST, f"unknown depth {depth!r} (expected {', '.join(DEPTHS)})"
             )
-        _check_amount(amount)
+        amount = _checked(amount)
         if amount is None and depth is None:
             depth = "moderate"
         changes = self.advance(now)
@@ -263,11 +250,12 @@ class Engine:
     def bump(self, name: str, now: float, amount: float) -> list[Event]:
         """Add pressure (how activity-driven drives grow), capped like time growth."""
         drive = self._drive(name)
-        _check_amount(amount)
+        added = _checked(amount)
+        assert added is not None
         changes = self.advance(now)
         p = drive.rt.pressure
-        drive.rt.pressure = max(p, min(p + amount, drive.cap))
-        return changes + self._applied("bumped", drive, now, amount=amount)
+        drive.rt.pressure = max(p, min(p + added, drive.cap))
+        return changes + self._applied("bumped", drive, now, amount=added)
 
     def reset(self, name: str | None, now: float) -> list[Event]:
         """Pressure to zero: one drive, or every drive when *name* is None."""
@@ -322,6 +310,11 @@ def _event(kind: EventKind, drive: _Drive, now: float, **detail: Any) -> Event:
     )
 
 
-def _check_amount(amount: float | None) -> None:
-    if amount is not None and not (math.isfinite(amount) and amount >= 0.0):
+def _checked(amount: float | None) -> float | None:
+    """*amount* if it is a finite number >= 0, with -0.0 made 0.0 (it would be published
+    as "-0.0"); RequestFailed otherwise."""
+    if amount is None:
+        return None
+    if not (math.isfinite(amount) and amount >= 0.0):
         raise RequestFailed(E_BAD_REQUEST, f"amount must be a finite number >= 0, got {amount!r}")
+    return amount + 0.0

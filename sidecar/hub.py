@@ -38,6 +38,7 @@ from agentctx._core.protocol import (
     State,
     encode,
 )
+from sidecar.clock import StepWatch
 from sidecar.engine import Engine
 from sidecar.store import Durable, encode_durable
 from sidecar.writer import LatestWriter
@@ -70,11 +71,15 @@ class Hub:
         snapshot_path: Path,
         requests: Iterable[tuple[str, int]] = (),
         clock: Callable[[], float] = time.time,
+        steps: StepWatch | None = None,
+        kernel_boot: str = "",
     ) -> None:
         self.engine = engine
         self.boot_id = boot_id
         self.seq = seq
         self.clock = clock
+        self.steps = steps  # None: trust the wall clock (tests with a fake clock)
+        self.kernel_boot = kernel_boot
         self.subscribers: set[Subscriber] = set()
         self.requests: OrderedDict[str, int] = OrderedDict(requests)
         self.last_save = 0.0
@@ -143,22 +148,35 @@ class Hub:
             boot_id=self.boot_id,
             drives=self.engine.runtime(),
             requests=list(self.requests.items()),
+            retired=self.engine.retired(),
+            kernel_boot=self.kernel_boot,
+            clock_offset=self.steps.offset if self.steps is not None else None,
         )
 
     # --- operations ---------------------------------------------------------------
 
+    def now(self) -> float:
+        """The wall clock's now, the engine rebased first if the clock was stepped."""
+        now = self.clock()
+        if self.steps is not None and (step := self.steps.sync(self.engine, now)):
+            log.warning(
+                "the wall clock was stepped %+.1fs; pressure follows the real time elapsed",
+                step,
+            )
+        return now
+
     async def tick(self) -> None:
         """Advance to now and publish a state (and any band crossings)."""
         async with self._lock:
-            changes = self.engine.advance(self.clock())
+            changes = self.engine.advance(self.now())
             await self._publish(changes)
 
     async def apply(self, req: Request, at: float | None = None) -> int:
         """Apply a satisfy/bump/reset exactly once; return the seq of its state once durable.
 
         A repeated request_id is answered with the seq of its first application.
-        *at* (a spooled request's creation time) applies it at that instant when
-        that is later than the engine's last tick, then catches up to now.
+        *at* (a spooled request's creation time) applies it at that instant, clamped
+        to [the engine's last tick, now], then catches up to now.
         Raises RequestFailed (unknown drive, bad values, or not durable).
         """
         return await self.wait_durable(await self.submit(req, at))
@@ -173,7 +191,8 @@ class Hub:
         return seq
 
     async def wait_durable(self, seq: int) -> int:
-        """Wait until the state at *seq* is on disk; RequestFailed(not_durable) if not."""
+        """Wait until the state at *seq* is on disk; RequestFailed(not_durable) if it
+        cannot be (at once while the disk is failing: never a hang)."""
         try:
             await self.durable_writer.flush(seq)
         except StoreError as exc:
@@ -183,10 +202,11 @@ class Hub:
         return seq
 
     async def _apply(self, req: Request, at: float | None) -> int:
-        now = self.clock() if at is None else max(at, self.engine.last_tick)
-        changes = self._mutate(req, now)  # RequestFailed: unknown drive, bad values
-        if at is not None:
-            changes += self.engine.advance(self.clock())
+        now = self.now()
+        when = now if at is None else min(max(at, self.engine.last_tick), now)
+        changes = self._mutate(req, when)  # RequestFailed: unknown drive, bad values
+        if when < now:
+            changes += self.engine.advance(now)
         # Remember the request_id at once, under the seq it is about to be published
         # with (we hold the lock): every durable snapshot taken from here on, the seq
         # lease's included, must hold the change and its id together, or a retry
@@ -211,7 +231,7 @@ class Hub:
 
     async def reload(self, config: Config) -> None:
         async with self._lock:
-            changes = self.engine.reconfigure(config, self.clock())
+            changes = self.engine.reconfigure(config, self.now())
             await self._publish(changes)
 
     async def save(self) -> None:
@@ -241,7 +261,10 @@ class Hub:
         if self.seq >= self.seq_lease - SEQ_LEASE // 2:  # renew early, in the background
             self.seq_lease = self.seq + SEQ_LEASE
             self.durable_writer.offer(self.seq, self.durable())
-        if self.seq > self.saved_lease:  # only right after start: wait for the first lease
+        if self.seq > self.saved_lease and self.durable_writer.healthy:
+            # Right after start only (later the lease is renewed early): wait for it. A
+            # failing disk never stops publishing; a restart then continues above the
+            # snapshot's seq instead (see daemon.restore).
             try:
                 await self.durable_writer.flush(self.seq)
             except StoreError as exc:

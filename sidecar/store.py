@@ -47,6 +47,12 @@ class Durable(msgspec.Struct, kw_only=True):
     drives: dict[str, DriveRuntime]
     # (request_id, seq of the ack) oldest first: a repeat gets its original ack.
     requests: list[tuple[str, int]] = []
+    # drives a reload removed, as they were (a drive added back comes back there)
+    retired: dict[str, DriveRuntime] = {}
+    # real_time() - wall time at last_tick, within kernel boot `kernel_boot` (see
+    # sidecar.clock): a restart in the same boot notices a clock step made meanwhile
+    kernel_boot: str = ""
+    clock_offset: float | None = None
 
 
 class _Envelope(msgspec.Struct):

@@ -9,7 +9,11 @@ covered by the next one.
 
 A failed write is retried with backoff. Because every attempt writes a brand-new
 temp file, an fsync error is never "retried" on the same file (after a failed
-fsync Linux may already have dropped the dirty pages).
+fsync Linux may already have dropped the dirty pages). While the writer is failing
+(a full disk, a read-only remount), a `flush()` does not wait for the backoff: it
+has the writer try again at once and answers with that attempt, which fails fast
+on a broken disk and succeeds as soon as the disk is back. Nothing that only
+publishes ever waits on the disk. `recovered()` wakes when a write succeeds again.
 """
 
 from __future__ import annotations
@@ -42,6 +46,22 @@ class LatestWriter(Generic[T]):
         self._wake = anyio.Event()
         self._attempt_done = anyio.Event()
         self._error: tuple[int, StoreError] | None = None
+        self._recovered = anyio.Event()
+        self._hurry = anyio.Event()  # cuts a retry backoff short
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed write until the next successful one."""
+        return self._error is None
+
+    @property
+    def error(self) -> StoreError | None:
+        """Why the last write failed, while it is failing."""
+        return None if self._error is None else self._error[1]
+
+    async def recovered(self) -> None:
+        """Return once a write succeeds after a failure."""
+        await self._recovered.wait()
 
     def offer(self, seq: int, item: T) -> None:
         """Queue *item* (the state at *seq*) to be written; replaces an unwritten one."""
@@ -49,13 +69,14 @@ class LatestWriter(Generic[T]):
         self._wake.set()
 
     async def flush(self, seq: int) -> None:
-        """Wait until a write covering *seq* is done; StoreError if the attempt failed."""
+        """Wait until a write covering *seq* is done; StoreError if the attempt failed.
+        While the writer is failing, the attempt waited for is made at once."""
         while self.written_seq < seq:
             attempt = self._attempt_done
+            if self._error is not None:
+                self._hurry.set()
             await attempt.wait()
-            if self.written_seq >= seq:
-                return
-            if self._error is not None and self._error[0] >= seq:
+            if self.written_seq < seq and self._error is not None:
                 raise self._error[1]
 
     def write_now(self) -> None:
@@ -79,20 +100,34 @@ class LatestWriter(Generic[T]):
                 await anyio.to_thread.run_sync(self._write, item)
             except StoreError as exc:
                 self.failures += 1
+                if self._error is None:  # one line per episode, not per retry
+                    log.error(
+                        "%s write failed (retrying every %gs at most): %s",
+                        self.name,
+                        RETRY_MAX,
+                        exc,
+                    )
+                else:
+                    log.debug("%s write failed again (retry in %.2fs): %s", self.name, delay, exc)
                 self._error = (seq, exc)
                 if self._pending is None:
                     self._pending = (seq, item)
                 self._end_attempt()
-                log.error("%s write failed (retrying in %.2fs): %s", self.name, delay, exc)
-                await anyio.sleep(delay)
+                with anyio.move_on_after(delay):
+                    await self._hurry.wait()
+                self._hurry = anyio.Event()
                 delay = min(delay * 2, RETRY_MAX)
                 self._wake.set()
                 continue
-            if self._error is not None:
-                log.info("%s written again after %d failure(s)", self.name, self.failures)
             self.written_seq = seq
-            self._error = None
             delay = RETRY_MIN
+            if self._error is not None:
+                log.warning(
+                    "%s written again (%d failed attempts so far)", self.name, self.failures
+                )
+                self._error = None
+                recovered, self._recovered = self._recovered, anyio.Event()
+                recovered.set()
             self._end_attempt()
 
     def _end_attempt(self) -> None:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from agentctx._core.config import default_config, parse_config
 from agentctx._core.errors import RequestFailed, UnknownDrive
-from sidecar.engine import Engine, band_for, effective_hours
+from sidecar.engine import Engine, band_for
+from sidecar.quiet import effective_hours
 
 H = 3600.0
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -160,14 +161,32 @@ def test_band_crossing_events() -> None:
     assert changes[0].band == "latent" and changes[1].to_band == "latent"
 
 
-def test_clock_going_back_grows_nothing() -> None:
+def test_clock_going_back_grows_nothing_and_re_anchors() -> None:
     e = engine()
     e.advance(T0 + H)
     p = e.pressure("CARE")
-    assert e.advance(T0) == []
-    assert e.pressure("CARE") == p
-    e.advance(T0 + 2 * H)
-    assert e.pressure("CARE") == pytest.approx(4.0)
+    assert e.advance(T0) == []  # stepped back an hour: nothing grows, nothing shrinks
+    assert e.pressure("CARE") == p and e.last_tick == T0
+    e.advance(T0 + H)  # an hour after the step: an hour of growth, not none
+    assert e.pressure("CARE") == pytest.approx(p + 2.0)
+    # a satisfaction after the step is timed by the clock as it now is
+    e.satisfy("CARE", T0 + H + 1, depth="shallow")
+    assert e.status("CARE", e.last_tick) == "satisfied"
+
+
+def test_rebase_credits_real_time_not_wall_clock_steps() -> None:
+    e = engine()
+    e.advance(T0 + H)
+    assert not e.rebase(T0 + H + 10, 10.0)  # wall and real time agree: nothing to do
+    # the wall clock jumps a day ahead while 10 real seconds pass: 10 s are credited
+    assert e.rebase(T0 + 25 * H, 10.0)
+    e.advance(T0 + 25 * H)
+    assert e.pressure("CARE") == pytest.approx(2.0 + 2.0 * 10 / H)
+    # and back again, 10 more real seconds later: 10 more seconds, nothing taken back
+    assert e.rebase(T0 + H + 20, 10.0)
+    e.advance(T0 + H + 20)
+    assert e.pressure("CARE") == pytest.approx(2.0 + 2.0 * 20 / H)
+    assert e.last_tick == T0 + H + 20
 
 
 def test_quiet_hours_count_at_factor() -> None:

@@ -23,8 +23,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from agentctx._core.config import parse_config
 from agentctx._core.layout import Layout
 from agentctx._core.protocol import DEPTHS, Bump, Reset, Satisfy
-from sidecar.daemon import restore
 from sidecar.hub import Hub
+from sidecar.restore import restore
 
 T0 = 1_800_000_000.0
 RATE = 3.6  # per hour, for TIME

@@ -14,6 +14,7 @@ from support import DaemonProcess
 
 import agentctx
 from agentctx._core.errors import DaemonUnavailable, RequestFailed, StoreError
+from sidecar.drain import DRAIN_BATCH
 
 Factory = Callable[..., DaemonProcess]
 
@@ -144,13 +145,13 @@ def test_file_landing_in_spool_is_drained_live(make_daemon: Factory) -> None:
 def test_kill9_during_drain_applies_each_once(make_daemon: Factory) -> None:
     d = make_daemon({"B": BUCKET}, tick_interval=3600)
     d.stop()
-    n = 150
+    n = 3 * DRAIN_BATCH + 50  # several batches: a kill can land between two of them
     for _ in range(n):
         assert agentctx.bump("B", 1.0).status == "queued"
     spool = d.state_dir / "spool"
     interrupted = 0
     delay = 0.1
-    while (left := len(list(spool.glob("*.json")))) and delay < 3.0:
+    while (left := len(list(spool.glob("*.json")))) and delay < 5.0:
         d.start(wait=False)
         time.sleep(delay)
         d.kill9()

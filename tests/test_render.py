@@ -55,13 +55,34 @@ def test_markdown_sorted_triggered_first_with_prompts() -> None:
     assert "- **REST** at 103%" in text
 
 
-def test_markdown_budget_drops_detail_before_drives() -> None:
+def test_markdown_budget_drops_detail_never_cuts_a_line() -> None:
     full = markdown(state())
-    for budget in (len(full), 400, 300, 200, 120, 60, 10):
+    lines = set(full.splitlines()) | {"…"} | {f"… and {n} more" for n in range(1, 5)}
+    for budget in range(len(full), 0, -7):
         text = markdown(state(), budget)
         assert len(text) <= budget
+        for line in text.splitlines():  # every line whole: one of the full block's, or a marker
+            assert line in lines or line.startswith(("- **", "🔴", "🟡", "🟢")), line
+    # descriptions go first, then the least urgent drives' lines; the prompts of the
+    # triggered drives stay longest
     mid = markdown(state(), 330)
-    assert "CARE" in mid and "about latent" not in mid
+    assert "about latent" not in mid and "act on crisis" in mid and "… and 1 more" in mid
+    tight = markdown(state(), 290)
+    assert "act on crisis" in tight and "WANDER" not in tight
+
+
+def test_satisfied_says_how_long_ago() -> None:
+    s = state()
+    s.data["drives"]["CARE"].update(status="satisfied", last_satisfied="2026-11-25T09:59:48+00:00")
+    s.data["tick_ts"] = 1795600800.0  # 2026-11-25T10:00:00Z
+    assert "🟢 CARE: 5.0/20 (25%, latent) ✓ satisfied 12s ago" in markdown(s)
+
+
+def test_a_tick_stamped_in_the_future_is_never_fresh() -> None:
+    now = time.time()
+    ahead = DriveState({"seq": 1, "tick_ts": now + 3600, "drives": {}}, "file", now)
+    assert ahead.age_s == 0.0 and ahead.stale
+    assert "in the future" in markdown(ahead) and "STALE" in markdown(ahead)
 
 
 def test_stale_is_said_out_loud() -> None:

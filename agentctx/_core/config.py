@@ -17,11 +17,12 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from agentctx._core.errors import ConfigError
-from agentctx._core.protocol import Band
+from agentctx._core.protocol import Band, drive_key
 
 __all__ = [
     "BAND_ORDER",
     "DEFAULT_BANDS",
+    "DEFAULT_SOURCE",
     "BandRatios",
     "Config",
     "DriveConfig",
@@ -42,6 +43,7 @@ DEFAULT_BANDS: Final[dict[str, float]] = {
     "crisis": 1.5,
     "emergency": 2.0,
 }
+DEFAULT_SOURCE: Final = "built-in defaults"  # Config.source of the built-in drives
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 # Bounded floats: the bounds also reject NaN and infinity, which TOML can spell.
@@ -101,7 +103,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Config(msgspec.Struct, kw_only=True):
     drives: dict[str, DriveConfig]
     sidecar: Settings = msgspec.field(default_factory=Settings)
-    source: str = "built-in defaults"
+    source: str = DEFAULT_SOURCE
 
 
 _DEFAULT_DRIVES: Final[dict[str, dict[str, Any]]] = {
@@ -135,7 +137,7 @@ _DEFAULT_DRIVES: Final[dict[str, dict[str, Any]]] = {
 
 def default_config() -> Config:
     """The built-in drives, used when there is no config file at all."""
-    return _build({"drives": _DEFAULT_DRIVES}, "built-in defaults")
+    return _build({"drives": _DEFAULT_DRIVES}, DEFAULT_SOURCE)
 
 
 def _convert(value: Any, typ: type[Any], source: str, key: str) -> Any:
@@ -182,7 +184,7 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: drives: expected at least one drive")
     normalized: dict[str, DriveConfig] = {}
     for name, drive in cfg.drives.items():
-        upper = name.upper()
+        upper = drive_key(name)
         if not _NAME.match(upper):
             raise ConfigError(
                 f"{source}: drives.{name}: expected a name of letters, digits and _ "

@@ -38,14 +38,28 @@ async def watch_dir(
 ) -> None:
     """Await *on_change()* whenever a file whose name passes *names* is written or
     created in *directory*. Runs until cancelled; FileNotFoundError if the directory
-    is missing.
+    is missing, or once it is removed or replaced (an inotify watch dies with its
+    directory, silently: the caller watches the new one).
 
     *on_watching()* is awaited once the inotify watch is certainly in place (at the
     watcher's first timeout): a file that landed between the caller's last look and
     that moment is caught then, not at some much later backstop."""
-    if not await anyio.Path(directory).is_dir():  # plain error, before a task group wraps it
-        raise FileNotFoundError(f"{directory}: no such directory to watch")
+    path = anyio.Path(directory)
+    try:  # a plain error, before a task group wraps it
+        inode = (await path.stat()).st_ino
+    except OSError:
+        raise FileNotFoundError(f"{directory}: no such directory to watch") from None
+    if not await path.is_dir():
+        raise FileNotFoundError(f"{directory}: not a directory")
     stop = anyio.Event()
+
+    async def still_there() -> None:
+        try:
+            same = (await path.stat()).st_ino == inode
+        except OSError:
+            same = False
+        if not same:
+            raise FileNotFoundError(f"{directory}: removed while watched")
 
     def wanted(change: watchfiles.Change, path: str) -> bool:
         return change != watchfiles.Change.deleted and names(os.path.basename(path))
@@ -64,7 +78,9 @@ async def watch_dir(
         ):
             if changes:
                 await on_change()
-            elif not watching:  # the first timeout: the watch has existed all along
+                continue
+            await still_there()  # idle: a timeout every WATCHING_PROBE_MS
+            if not watching:  # the first timeout: the watch has existed all along
                 watching = True
                 if on_watching is not None:
                     await on_watching()

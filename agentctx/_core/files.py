@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import stat
 
 from agentctx._core.errors import StoreError
 
@@ -29,6 +30,7 @@ __all__ = [
     "clean_orphans",
     "failpoint",
     "fsync_dir",
+    "make_private_dirs",
     "read_file",
 ]
 
@@ -45,18 +47,27 @@ _counter = itertools.count()
 
 
 def read_file(path: StrPath, limit: int = MAX_STATE_FILE) -> bytes | None:
-    """The bytes of *path*, None if absent. Never follows a symlink; StoreError otherwise."""
+    """The bytes of *path*, None if absent; StoreError for anything but a regular file.
+
+    Never follows a symlink, and never blocks on a FIFO or a device planted at the
+    path: it is opened non-blocking and refused unless it is a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StoreError(f"{path}: cannot open: {exc.strerror}") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{path}: not a regular file; refusing to read it")
         with os.fdopen(fd, "rb") as f:
+            fd = -1
             data = f.read(limit + 1)
     except OSError as exc:
         raise StoreError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) > limit:
         raise StoreError(f"{path}: larger than {limit} bytes")
     return data
@@ -114,6 +125,27 @@ def atomic_write(path: StrPath, data: bytes, *, durable: bool, mode: int = 0o600
     if durable:
         fsync_dir(directory or ".")
         failpoint("after-dir-fsync", path)
+
+
+def make_private_dirs(path: StrPath) -> None:
+    """`mkdir -p` where every directory it creates is 0700 (those that exist are left
+    as they are). A client that creates the state or spool dir while the daemon is
+    down must leave them as private as the daemon would (it refuses anything else)."""
+    path = os.fspath(path)
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"{directory}: cannot create: {exc.strerror}") from None
 
 
 def fsync_dir(directory: StrPath) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "decode_client",
     "decode_spooled",
     "decode_state",
+    "drive_key",
     "encode",
     "encode_message",
     "state_from_dict",
@@ -72,6 +73,12 @@ RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 DriveName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 Amount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT)]
+
+
+def drive_key(name: str) -> str:
+    """A drive name as the config spells it: drive names match case-insensitively, over
+    ASCII only (Unicode upper-casing turns U+017F long s into "S", U+0131 into "I")."""
+    return name.upper() if name.isascii() else name
 
 
 class Message(msgspec.Struct, tag_field="type", kw_only=True):

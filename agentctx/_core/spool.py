@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from agentctx._core import paths
-from agentctx._core.errors import StoreError
-from agentctx._core.files import atomic_write
+from agentctx._core.files import atomic_write, make_private_dirs
 from agentctx._core.protocol import Request, Spooled, encode
 
 __all__ = ["REJECTED_DIR", "is_spooled", "spool_files", "spool_request"]
@@ -38,10 +37,7 @@ def spool_request(
     """Write *req* durably to the spool; return its path. StoreError if that fails."""
     directory = directory or Path(paths.spool_dir())
     made_at = time.time() if made_at is None else made_at
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"{directory}: cannot create spool directory: {exc.strerror}") from None
+    make_private_dirs(directory)
     safe_id = _SAFE.sub("_", req.request_id)[:64]
     path = directory / f"{int(made_at * 1e9):020d}-{safe_id}{SUFFIX}"
     atomic_write(path, encode(Spooled(made_at=made_at, request=req)) + b"\n", durable=True)

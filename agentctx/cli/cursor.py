@@ -15,7 +15,7 @@ import time
 
 from agentctx._core import paths
 from agentctx._core.errors import StoreError
-from agentctx._core.files import atomic_write, read_file
+from agentctx._core.files import atomic_write, make_private_dirs, read_file
 from agentctx.state import DriveState
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -70,7 +70,7 @@ def changed_since(state: DriveState, cursor: dict[str, Any] | None) -> bool:
 
 def save_cursor(session_id: str, state: DriveState) -> None:
     directory = cursor_dir()
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    make_private_dirs(directory)
     body = {**_summary(state), "seq": state.seq, "saved_at": time.time()}
     atomic_write(_path(session_id), json.dumps(body).encode(), durable=False)
     _prune(directory)
