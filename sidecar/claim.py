@@ -164,8 +164,12 @@ class Claim:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise AlreadyRunning(f"another agentctx-sidecar (pid {other}) is running on {runtime}")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"{lock}: cannot write our pid: {exc.strerror}") from None
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
         self._lock_fd = fd

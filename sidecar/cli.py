@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     except AgentctxError as exc:
         print(f"agentctx-sidecar: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as exc:  # the last resort: what no boundary above named more precisely
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"agentctx-sidecar: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -235,9 +235,9 @@ class Hub:
             await self._publish(changes)
 
     async def save(self) -> None:
-        """Save the durable state now (periodic); StoreError if it failed."""
-        self.durable_writer.offer(self.seq, self.durable())
-        await self.durable_writer.flush(self.seq)
+        """Save the durable state now (at start, then periodically); StoreError if that
+        failed."""
+        await self.durable_writer.written(self.durable_writer.offer(self.seq, self.durable()))
 
     def close(self) -> None:
         """Final saves at shutdown, with the event loop idle or gone."""

@@ -42,7 +42,9 @@ class LatestWriter(Generic[T]):
         self._write = write
         self.written_seq = -1
         self.failures = 0
-        self._pending: tuple[int, T] | None = None
+        self._offered = 0  # offers so far, so a caller can wait for its own to be written
+        self._written_offer = 0
+        self._pending: tuple[int, T, int] | None = None
         self._wake = anyio.Event()
         self._attempt_done = anyio.Event()
         self._error: tuple[int, StoreError] | None = None
@@ -63,29 +65,43 @@ class LatestWriter(Generic[T]):
         """Return once a write succeeds after a failure."""
         await self._recovered.wait()
 
-    def offer(self, seq: int, item: T) -> None:
-        """Queue *item* (the state at *seq*) to be written; replaces an unwritten one."""
-        self._pending = (seq, item)
+    def offer(self, seq: int, item: T) -> int:
+        """Queue *item* (the state at *seq*) to be written; replaces an unwritten one.
+        Returns the offer's number, for `written()`."""
+        self._offered += 1
+        self._pending = (seq, item, self._offered)
         self._wake.set()
+        return self._offered
 
     async def flush(self, seq: int) -> None:
         """Wait until a write covering *seq* is done; StoreError if the attempt failed.
         While the writer is failing, the attempt waited for is made at once."""
         while self.written_seq < seq:
-            attempt = self._attempt_done
-            if self._error is not None:
-                self._hurry.set()
-            await attempt.wait()
+            await self._next_attempt()
             if self.written_seq < seq and self._error is not None:
                 raise self._error[1]
+
+    async def written(self, offer: int) -> None:
+        """Wait until offer number *offer* (or a newer one) is written; StoreError if
+        the attempt failed."""
+        while self._written_offer < offer:
+            await self._next_attempt()
+            if self._written_offer < offer and self._error is not None:
+                raise self._error[1]
+
+    async def _next_attempt(self) -> None:
+        attempt = self._attempt_done
+        if self._error is not None:
+            self._hurry.set()
+        await attempt.wait()
 
     def write_now(self) -> None:
         """Write whatever is pending, synchronously (at shutdown, with the loop idle)."""
         if self._pending is not None:
-            seq, item = self._pending
+            seq, item, offer = self._pending
             self._pending = None
             self._write(item)
-            self.written_seq = seq
+            self.written_seq, self._written_offer = seq, offer
 
     async def run(self) -> None:
         delay = RETRY_MIN
@@ -94,7 +110,7 @@ class LatestWriter(Generic[T]):
             self._wake = anyio.Event()
             if self._pending is None:
                 continue
-            seq, item = self._pending
+            seq, item, offer = self._pending
             self._pending = None
             try:
                 await anyio.to_thread.run_sync(self._write, item)
@@ -111,7 +127,7 @@ class LatestWriter(Generic[T]):
                     log.debug("%s write failed again (retry in %.2fs): %s", self.name, delay, exc)
                 self._error = (seq, exc)
                 if self._pending is None:
-                    self._pending = (seq, item)
+                    self._pending = (seq, item, offer)
                 self._end_attempt()
                 with anyio.move_on_after(delay):
                     await self._hurry.wait()
@@ -119,7 +135,7 @@ class LatestWriter(Generic[T]):
                 delay = min(delay * 2, RETRY_MAX)
                 self._wake.set()
                 continue
-            self.written_seq = seq
+            self.written_seq, self._written_offer = seq, offer
             delay = RETRY_MIN
             if self._error is not None:
                 log.warning(

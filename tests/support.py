@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,54 @@ class AsyncRawClient:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+@contextmanager
+def tmpfs(path: Path, size: str = "256k") -> Iterator[Path]:
+    """A small tmpfs mounted on *path* (0700), for a real ENOSPC. Needs root."""
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[Path]:
+    """*path* made read-only in place (a read-only bind mount over itself): every new
+    open for writing fails with EROFS until the block ends. Needs root."""
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("a read-only bind mount needs root")
+    subprocess.run(["mount", "--bind", "-o", "ro", str(path), str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem of *directory* to the last byte; return the filler file."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    try:  # the last partial block
+        while os.write(fd, b"\0"):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
