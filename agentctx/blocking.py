@@ -20,7 +20,7 @@ import os
 import time
 
 from agentctx._core.errors import DaemonUnavailable, ProtocolError
-from agentctx._core.framing import RECV_SIZE, FrameDecoder, encode_frame
+from agentctx._core.framing import MAX_FRAME_LIMIT, RECV_SIZE, FrameDecoder, encode_frame
 from agentctx._core.peercred import check_server
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -51,7 +51,7 @@ class BlockingConnection:
     def __init__(self, sock: _socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(MAX_FRAME_LIMIT)  # the daemon is trusted: its limit
         self._frames: list[bytes] = []
 
     @classmethod

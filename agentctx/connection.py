@@ -20,7 +20,7 @@ import msgspec
 from anyio.abc import SocketAttribute, SocketStream
 
 from agentctx._core.errors import DaemonUnavailable, FrameTooLarge, ProtocolError
-from agentctx._core.framing import RECV_SIZE, FrameDecoder, encode_frame
+from agentctx._core.framing import MAX_FRAME_LIMIT, RECV_SIZE, FrameDecoder, encode_frame
 from agentctx._core.peercred import check_server
 from agentctx._core.protocol import PROTO_VERSION, Hello, encode
 
@@ -120,7 +120,7 @@ class Connection:
     def __init__(self, pipe: _AnyioPipe | _AsyncioPipe, welcome: dict[str, Any]) -> None:
         self.pipe = pipe
         self.welcome = welcome
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(MAX_FRAME_LIMIT)  # the daemon is trusted: its limit
         self._frames: deque[bytes] = deque()
 
     @classmethod
@@ -144,6 +144,8 @@ class Connection:
             raise DaemonUnavailable(f"{path}: no welcome within {within:g}s") from None
         except _UNAVAILABLE as exc:
             raise DaemonUnavailable(f"{path}: {_why(exc)}") from None
+        except ProtocolError as exc:  # garbage instead of a welcome: not a usable sidecar
+            raise DaemonUnavailable(f"{path}: {exc}") from None
         if welcome.get("type") != "welcome":
             await conn.aclose()
             raise DaemonUnavailable(

@@ -25,13 +25,24 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from agentctx.state import DriveEvent, DriveState, Transition
 from agentctx.subscription import Subscription
 
-__all__ = ["EVENTS_KEPT", "Live"]
+__all__ = ["EVENTS_KEPT", "FIRST_STATE_WAIT", "Live"]
 
 EVENTS_KEPT: Final = 256
+# How long entering the block waits for the first state: the socket answers in
+# milliseconds, the snapshot file too; without this the first turns of an agent
+# loop would see no state at all.
+FIRST_STATE_WAIT: Final = 1.0
 
 
 class Live:
-    def __init__(self, *, backend: str = "asyncio", **subscribe_kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        backend: str = "asyncio",
+        first_state_wait: float = FIRST_STATE_WAIT,
+        **subscribe_kwargs: Any,
+    ) -> None:
+        self.first_state_wait = first_state_wait
         self._kwargs = subscribe_kwargs
         self._backend = backend
         self._cond = threading.Condition()
@@ -55,11 +66,15 @@ class Live:
             return self._mode
 
     def start(self) -> Live:
+        """Start following; return once the first state is in (or after
+        `first_state_wait` seconds without one: no sidecar and no snapshot)."""
         if self._portal_cm is not None:
             return self
         self._portal_cm = start_blocking_portal(self._backend)
         portal = self._portal_cm.__enter__()
         self._future = portal.start_task_soon(self._run)
+        with self._cond:
+            self._cond.wait_for(lambda: self._state is not None, self.first_state_wait)
         return self
 
     def close(self) -> None:

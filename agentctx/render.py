@@ -45,7 +45,7 @@ def _age(seconds: float) -> str:
 
 def freshness(state: DriveState) -> str:
     """Where the state came from and how old it is, said plainly when it may be stale."""
-    where = "live" if state.source == "socket" else "from the snapshot file"
+    where = "live from the socket" if state.source == "socket" else "from the snapshot file"
     if state.clock_ahead_s > FUTURE_TOLERANCE_S:
         return (
             f"⚠ STALE: {where}, stamped {_age(state.clock_ahead_s)} in the future "

@@ -67,6 +67,9 @@ class Subscription:
         self.connect_timeout = connect_timeout
         self.mode = "starting"
         self.last: DriveState | None = None
+        # Why the snapshot gave nothing the last time it was read in fallback (no file,
+        # damaged), for a view to show; None when it was read fine.
+        self.file_problem: str | None = None
         self._file_sig: tuple[int, int] | None = None
         self._tg: TaskGroup | None = None
         self._send: MemoryObjectSendStream[Update]
@@ -212,20 +215,20 @@ class Subscription:
     async def _read_file(self, only_if_changed: bool = False) -> None:
         path = self.snapshot_path
 
-        def load() -> tuple[tuple[int, int] | None, dict[str, Any] | None]:
+        def load() -> tuple[tuple[int, int] | None, dict[str, Any] | None, str | None]:
             try:
                 st = os.stat(path)
-            except OSError:
-                return None, None
+            except OSError as exc:
+                return None, None, f"no snapshot at {path} ({exc.strerror})"
             sig = (st.st_ino, st.st_mtime_ns)
             if only_if_changed and sig == self._file_sig:
-                return sig, None
+                return sig, None, self.file_problem
             try:
-                return sig, read_snapshot_file(path)
-            except StoreError:  # cannot happen with atomic renames; never trust it anyway
-                return sig, None
+                return sig, read_snapshot_file(path), None
+            except StoreError as exc:  # atomic renames never tear it; a person might
+                return sig, None, str(exc)
 
-        sig, data = await anyio.to_thread.run_sync(load)
+        sig, data, self.file_problem = await anyio.to_thread.run_sync(load)
         self._file_sig = sig
         if data is not None:
             await self._emit_state(DriveState(data, "file"))

@@ -26,40 +26,16 @@ from pathlib import Path
 from typing import Final
 
 from agentctx._core.errors import AlreadyRunning, StoreError, UnsafePath
-from agentctx._core.files import make_private_dirs
+from agentctx._core.files import ensure_private_dir
 from agentctx._core.layout import Layout
 from sidecar.notify import activated_socket
 
-__all__ = ["Claim", "bind_socket", "ensure_private_dir"]
+__all__ = ["Claim", "bind_socket"]
 
 log = logging.getLogger(__name__)
 
 BACKLOG: Final = 128
 PROBE_TIMEOUT: Final = 0.5
-
-
-def ensure_private_dir(path: Path, *, create: bool = True) -> None:
-    """Make sure *path* is a real directory, ours, mode 0700 (creating it if asked)."""
-    if create:
-        make_private_dirs(path)
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        raise UnsafePath(f"{path}: {exc.strerror}") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePath(f"{path} is a symlink; refusing to use it (remove it and retry)")
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePath(f"{path} is not a directory")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & stat.S_ISVTX or mode & 0o002:  # /tmp and the like: shared by everyone
-        raise UnsafePath(
-            f"{path} is a shared directory (mode {mode:04o}); give the sidecar a private "
-            f"directory inside it instead, e.g. {path / f'agentctx-{os.getuid()}'}"
-        )
-    if st.st_uid != os.getuid():
-        raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()})")
-    if mode & 0o077:
-        raise UnsafePath(f"{path} has mode {mode:04o}; it must be 0700 (chmod 700 {path})")
 
 
 def _probe(path: Path) -> bool:

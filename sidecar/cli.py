@@ -136,8 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         path, required = _config_source(args.path)
+        if not path.exists():
+            defaults = "`agentctx-sidecar run` without --config uses the built-in default drives"
+            if required:
+                print(f"agentctx-sidecar: {path}: no such file ({defaults})", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"no config file at {path}; {defaults}:")
+            print(_describe(load_config(None, required=False)))
+            return EXIT_OK
         try:
-            cfg = load_config(path, required=required or path.exists())
+            cfg = load_config(path, required=True)
         except ConfigError as exc:
             print(f"agentctx-sidecar: invalid config: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -117,7 +117,8 @@ def test_context_plain_and_budget(make_daemon: Factory, env: dict[str, str]) -> 
 def test_satisfy_bump_reset_and_errors(make_daemon: Factory, env: dict[str, str]) -> None:
     make_daemon({"B": BUCKET}, tick_interval=3600)
     ok = run(env, "bump", "b", "--amount", "5", "--reason", "worked")
-    assert ok.returncode == 0 and "done" in ok.stdout
+    assert ok.returncode == 0 and "bumped B by 5: acked (seq" in ok.stdout
+    assert "now 5.0/" in ok.stdout
     assert run(env, "satisfy", "B", "--amount", "2").returncode == 0
     data = json.loads(run(env, "status", "--json").stdout)
     assert data["drives"]["B"]["pressure"] == 3.0
@@ -130,7 +131,14 @@ def test_satisfy_bump_reset_and_errors(make_daemon: Factory, env: dict[str, str]
     both = run(env, "satisfy", "B", "--depth", "deep", "--amount", "1")
     assert both.returncode == 2
     negative = run(env, "bump", "B", "--amount", "-3")
-    assert negative.returncode == 1 and "Expected" in one_line_error(negative)
+    assert negative.returncode == 1
+    assert "amount: expected a number >= 0.0" in one_line_error(negative)  # words, not $.amount
+
+
+def test_a_capped_bump_says_so(make_daemon: Factory, env: dict[str, str]) -> None:
+    make_daemon({"REST": {"threshold": 20, "activity_driven": True}}, tick_interval=3600)
+    out = run(env, "bump", "REST", "--amount", "100").stdout
+    assert "now 30.0/20 (crisis), capped at its maximum 30" in out, out
 
 
 def test_queued_when_down(make_daemon: Factory, env: dict[str, str]) -> None:

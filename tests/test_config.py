@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,17 @@ def test_missing_optional_file_means_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[drives.CARE]\nthreshold = 0", "drives.CARE.threshold: Expected `float` > 0.0"),
+        ("[drives.CARE]\nthreshold = 0", "drives.CARE.threshold: expected a number > 0.0"),
         ("[drives.CARE]\nthreshold = -3", "drives.CARE.threshold"),
-        ('[drives.CARE]\nthreshold = "20"', "drives.CARE.threshold: Expected `float`, got `str`"),
+        ('[drives.CARE]\nthreshold = "20"', "drives.CARE.threshold: expected a number, got str"),
+        (
+            "[drives.CARE]\nthreshold = 20\nrate_per_hr = 2.0",
+            "drives.CARE.rate_per_hr: unknown key (check the spelling)",
+        ),
+        (
+            "[drives.CARE]\nthreshold = 20\nprompt = '" + "x" * (1 << 20) + "'",
+            "drives: a state of these 1 drives takes up to",
+        ),
         ("[drives.CARE]\nrate_per_hour = 1", "drives.CARE.threshold: missing (required)"),
         (
             "[drives.CARE]\nthreshold = 1\nbands = { huge = 3 }",
@@ -96,8 +105,12 @@ def test_bad_json_and_unreadable(tmp_path: Path) -> None:
     bad.write_text('{"drives": {"CARE": {"threshold": 20,}}}')
     with pytest.raises(ConfigError, match="invalid JSON"):
         load_config(bad, required=True)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "absent.toml", required=True)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):  # and no hang
+        load_config(fifo, required=True)
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not UTF-8"):
@@ -107,3 +120,15 @@ def test_bad_json_and_unreadable(tmp_path: Path) -> None:
 def test_parse_is_by_content_too() -> None:
     cfg = parse_config(b'{"drives": {"A": {"threshold": 2}}}', "stdin")
     assert cfg.drives["A"].threshold == 2
+
+
+def test_drive_names_fold_case_over_ascii_only() -> None:
+    assert list(parse_config(b"[drives.care]\nthreshold = 1", "x.toml").drives) == ["CARE"]
+    with pytest.raises(ConfigError, match="expected a name"):  # U+017F would upper to "S"
+        parse_config('[drives."ca\u017fe"]\nthreshold = 1'.encode(), "x.toml")
+
+
+def test_state_size_follows_max_frame_bytes() -> None:
+    big = "[sidecar]\nmax_frame_bytes = 4194304\n[drives.A]\nthreshold = 1\nprompt = '"
+    cfg = parse_config((big + "x" * (2 << 20) + "'").encode(), "x.toml")  # fits in 4 MiB
+    assert len(cfg.drives["A"].prompt) == 2 << 20

@@ -188,6 +188,49 @@ def test_sighup_reloads_config_keeping_pressure_and_clients(make_daemon: Factory
         assert set(c.request({"type": "get"})["drives"]) == {"A", "NEW"}
 
 
+def test_reload_refuses_missing_or_unreadable_clamps_and_keeps_removed_drives(
+    make_daemon: Factory, dirs: dict[str, Path]
+) -> None:
+    d = make_daemon({"A": BUCKET, "GONE": BUCKET}, tick_interval=3600)
+    assert d.config is not None
+    config = d.config
+
+    def reload_and_get(c: RawClient, marker: str) -> dict[str, object]:
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while marker not in d.log_text():
+            assert time.monotonic() < deadline, f"no {marker!r} in the log"
+            time.sleep(0.05)
+        return c.request({"type": "get"})
+
+    with d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": rid(), "drive": "A", "amount": 50})
+        c.request({"type": "bump", "request_id": rid(), "drive": "GONE", "amount": 7})
+        # a missing file is refused like a bad one: the custom drives and pressures stay
+        config.rename(dirs["root"] / "away.toml")
+        state = reload_and_get(c, "no such file")
+        assert set(state["drives"]) == {"A", "GONE"}  # type: ignore[arg-type]
+        # so is one that cannot be read as a file
+        config.mkdir()
+        state = reload_and_get(c, "not a regular file")
+        assert set(state["drives"]) == {"A", "GONE"}  # type: ignore[arg-type]
+        config.rmdir()
+        # a lowered threshold caps the pressure at the new maximum (10 x 1.5)
+        write_config(config, {"A": {**BUCKET, "threshold": 10.0}, "GONE": BUCKET})
+        state = reload_and_get(c, "reloaded from")
+        assert state["drives"]["A"]["pressure"] == 15.0  # type: ignore[index]
+        # a removed drive is named, and comes back where it was when it is added again
+        write_config(config, {"A": {**BUCKET, "threshold": 10.0}})
+        state = reload_and_get(c, "drive(s) GONE removed")
+        assert set(state["drives"]) == {"A"}  # type: ignore[arg-type]
+    d.stop()  # ... across a restart too (it is kept in the durable state)
+    d.start()
+    write_config(config, {"A": {**BUCKET, "threshold": 10.0}, "GONE": BUCKET})
+    with d.client(subscribe=False) as c:
+        state = reload_and_get(c, "drive(s) GONE added")
+        assert state["drives"]["GONE"]["pressure"] == 7.0  # type: ignore[index]
+
+
 def test_emergence_drives_json_runs(make_daemon: Factory, dirs: dict[str, Path]) -> None:
     cfg = dirs["root"] / "drives.json"
     cfg.write_text(json.dumps(EMERGENCE_DRIVES))

@@ -89,7 +89,7 @@ def test_state_is_a_superset_of_emergence_drives_state() -> None:
     assert data["version"] == "1.0" and data["last_tick"]
     for key in ("pressure", "threshold", "status", "description", "last_triggered"):
         assert key in data["drives"]["A"]
-    assert p.decode_state(p.encode(state)) == state
+    assert p.state_from_dict(json.loads(p.encode(state))) == state
 
 
 # --- the hand copies on the stdlib hook path, tied to the schema ----------------------

@@ -20,8 +20,9 @@ from support import DaemonProcess
 
 import agentctx
 from agentctx._core.errors import DaemonUnavailable, UnsafePath
+from agentctx._core.files import ensure_private_dir
 from agentctx.oneshot import read_socket
-from sidecar.claim import bind_socket, ensure_private_dir
+from sidecar.claim import bind_socket
 
 Factory = Callable[..., DaemonProcess]
 NOBODY = 65534

@@ -16,8 +16,10 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from agentctx._core.errors import ConfigError
-from agentctx._core.protocol import Band, drive_key
+from agentctx._core.errors import ConfigError, StoreError
+from agentctx._core.files import read_file
+from agentctx._core.framing import DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT
+from agentctx._core.protocol import Band, DriveView, State, drive_key, encode_message, explain
 
 __all__ = [
     "BAND_ORDER",
@@ -43,7 +45,9 @@ DEFAULT_BANDS: Final[dict[str, float]] = {
     "crisis": 1.5,
     "emergency": 2.0,
 }
+BAND_KEYS: Final = ("bands", "thresholds")  # emergence spells them "thresholds"
 DEFAULT_SOURCE: Final = "built-in defaults"  # Config.source of the built-in drives
+MAX_CONFIG_FILE: Final = 16 << 20  # a config is a few KiB; never slurp something absurd
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 # Bounded floats: the bounds also reject NaN and infinity, which TOML can spell.
@@ -65,7 +69,8 @@ class BandRatios(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
 
 
 class DriveConfig(msgspec.Struct, kw_only=True):
-    """One drive. Unknown keys are ignored so emergence's drives.json loads as-is."""
+    """One drive. In emergence's drives.json unknown keys are ignored (it has many of
+    its own); in our TOML they are typos, refused (see `_StrictDrive`)."""
 
     threshold: Positive
     rate_per_hour: NonNegative = 0.0
@@ -86,6 +91,10 @@ class DriveConfig(msgspec.Struct, kw_only=True):
         return merged
 
 
+class _StrictDrive(DriveConfig, forbid_unknown_fields=True):
+    """A drive from a native TOML file: `rate_per_hr = 2` is an error, not a silent 0/h."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The `[sidecar]` table; every key optional. Typos are errors, not silent defaults."""
 
@@ -95,7 +104,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     quiet_rate_factor: Fraction = 0.25
     satisfied_hold_s: Annotated[float, msgspec.Meta(ge=0.0, le=86400.0)] = 60.0
     save_interval: Annotated[float, msgspec.Meta(ge=1.0, le=86400.0)] = 60.0
-    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024, le=MAX_FRAME_LIMIT)] = DEFAULT_MAX_FRAME
     max_clients: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 512
     client_send_timeout: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)] = 10.0
 
@@ -145,36 +154,28 @@ def _convert(value: Any, typ: type[Any], source: str, key: str) -> Any:
     try:
         return msgspec.convert(value, typ, strict=True)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        head, sep, where = text.rpartition(" - at `")
-        message, sub = (head, where.rstrip("`")) if sep else (text, "$")
-        sub = sub.removeprefix("$").lstrip(".")
-        full = f"{key}.{sub}" if sub else key
-        if m := re.match(r"Object contains unknown field `(.*)`", message):
-            if full.endswith(("bands", "thresholds")):
-                message = f"unknown band (expected one of {', '.join(BAND_ORDER)})"
-            else:
-                message = "unknown key (check the spelling)"
-            full = f"{full}.{m.group(1)}"
-        elif m := re.match(r"Object missing required field `(.*)`", message):
-            message = "missing (required)"
-            full = f"{full}.{m.group(1)}"
-        raise ConfigError(f"{source}: {full}: {message}") from None
+        where, what = explain(exc)
+        full = ".".join(filter(None, (key, where)))
+        if what.startswith("unknown key") and full.rpartition(".")[0].endswith(BAND_KEYS):
+            what = f"unknown band (expected one of {', '.join(BAND_ORDER)})"
+        raise ConfigError(f"{source}: {full}: {what}") from None
 
 
-def _build(raw: Any, source: str) -> Config:
+def _build(raw: Any, source: str, strict: bool = True) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a table/object at the top level")
     drives_raw = raw.get("drives")
     if not isinstance(drives_raw, dict):
         raise ConfigError(f"{source}: drives: expected a table of drives, e.g. [drives.CARE]")
+    kind = _StrictDrive if strict else DriveConfig
     drives = {
-        str(name): _convert(spec, DriveConfig, source, f"drives.{name}")
+        str(name): _convert(spec, kind, source, f"drives.{name}")
         for name, spec in drives_raw.items()
     }
     settings = _convert(raw.get("sidecar", {}), Settings, source, "sidecar")
     cfg = Config(drives=drives, sidecar=settings, source=source)
     _check(cfg, source)
+    _check_size(cfg, source)
     return cfg
 
 
@@ -210,6 +211,50 @@ def _check(cfg: Config, source: str) -> None:
         )
 
 
+def _check_size(cfg: Config, source: str) -> None:
+    """Refuse a config whose state would not fit in one frame: every client would then
+    be cut off. Measured on the largest state it can publish (every timestamp set,
+    numbers at their longest)."""
+    stamp = "2000-01-01T00:00:00.000000+00:00"
+    long_float = -1.2345678901234567e-300  # as many characters as a float can take
+    views = {
+        name: DriveView(
+            pressure=long_float,
+            threshold=drive.threshold,
+            status="satisfied",
+            description=drive.description,
+            last_triggered=stamp,
+            ratio=long_float,
+            band="emergency",
+            rate_per_hour=drive.rate_per_hour,
+            max_pressure=long_float,
+            activity_driven=drive.activity_driven,
+            last_satisfied=stamp,
+            last_event=stamp,
+            prompt=drive.prompt,
+        )
+        for name, drive in cfg.drives.items()
+    }
+    state = State(
+        version="1.0",
+        last_tick=stamp,
+        seq=2**63 - 1,
+        boot_id="0" * 32,
+        tick_ts=long_float,
+        tick_interval=long_float,
+        drives=views,
+        id=2**63 - 1,
+    )
+    size = len(encode_message(state))
+    limit = cfg.sidecar.max_frame_bytes
+    if size > limit:
+        raise ConfigError(
+            f"{source}: drives: a state of these {len(views)} drives takes up to {size} bytes, "
+            f"over sidecar.max_frame_bytes = {limit}: shorten descriptions and prompts, "
+            "or raise max_frame_bytes"
+        )
+
+
 def parse_config(data: bytes, source: str) -> Config:
     """Parse config bytes: JSON if they look like JSON or *source* ends in .json, else TOML."""
     stripped = data.lstrip()
@@ -228,7 +273,7 @@ def parse_config(data: bytes, source: str) -> Config:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    return _build(raw, source)
+    return _build(raw, source, strict=not is_json)
 
 
 def load_config(path: Path | None, *, required: bool) -> Config:
@@ -238,7 +283,9 @@ def load_config(path: Path | None, *, required: bool) -> Config:
             log.info("no config at %s; using the built-in default drives", path)
         return default_config()
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        data = read_file(path, MAX_CONFIG_FILE)
+    except StoreError as exc:  # unreadable, a FIFO, a directory, too large...
+        raise ConfigError(str(exc)) from None
+    if data is None:
+        raise ConfigError(f"{path}: no such file")
     return parse_config(data, str(path))

@@ -15,7 +15,7 @@ import itertools
 import os
 import stat
 
-from agentctx._core.errors import StoreError
+from agentctx._core.errors import StoreError, UnsafePath
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
@@ -28,13 +28,16 @@ __all__ = [
     "MAX_STATE_FILE",
     "atomic_write",
     "clean_orphans",
+    "ensure_private_dir",
     "failpoint",
     "fsync_dir",
     "make_private_dirs",
     "read_file",
 ]
 
-MAX_STATE_FILE: Final = 16 << 20  # a state is a few KiB; refuse to slurp anything absurd
+# A state is a few KiB; the largest a config allows is one 64 MiB frame, which the
+# pretty-printed snapshot stretches by its indentation. Anything larger is refused.
+MAX_STATE_FILE: Final = 256 << 20
 
 # Fault injection for the crash-consistency tests, inert unless the variable is set:
 # the file it names lists armed points ("after-fsync@state.json", "mid-drain", ...),
@@ -146,6 +149,30 @@ def make_private_dirs(path: StrPath) -> None:
             pass
         except OSError as exc:
             raise StoreError(f"{directory}: cannot create: {exc.strerror}") from None
+
+
+def ensure_private_dir(path: StrPath, *, create: bool = True) -> None:
+    """Make sure *path* is a real directory, ours, mode 0700 (creating it if asked)."""
+    if create:
+        make_private_dirs(path)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise UnsafePath(f"{path}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"{path} is a symlink; refusing to use it (remove it and retry)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePath(f"{path} is not a directory")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & stat.S_ISVTX or mode & 0o002:  # /tmp and the like: shared by everyone
+        raise UnsafePath(
+            f"{path} is a shared directory (mode {mode:04o}); give the sidecar a private "
+            f"directory inside it instead, e.g. {os.path.join(path, f'agentctx-{os.getuid()}')}"
+        )
+    if st.st_uid != os.getuid():
+        raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()})")
+    if mode & 0o077:
+        raise UnsafePath(f"{path} has mode {mode:04o}; it must be 0700 (chmod 700 {path})")
 
 
 def fsync_dir(directory: StrPath) -> None:

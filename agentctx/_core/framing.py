@@ -13,13 +13,23 @@ import struct
 
 from agentctx._core.errors import FrameTooLarge, ProtocolError
 
-__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "RECV_SIZE", "FrameDecoder", "encode_frame"]
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "HEADER_SIZE",
+    "MAX_FRAME_LIMIT",
+    "RECV_SIZE",
+    "FrameDecoder",
+    "encode_frame",
+]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
 
 DEFAULT_MAX_FRAME: Final = 1 << 20  # 1 MiB: a full state is a few KiB; near this is hostile
+# The most `max_frame_bytes` may be set to. Clients accept frames up to this: the
+# daemon is trusted (our uid) and refuses any config whose state would not fit.
+MAX_FRAME_LIMIT: Final = 64 << 20
 # Bytes asked of the kernel per read, by every reader of the socket (daemon and
 # clients): a full state and its events in one read, without a large buffer per client.
 RECV_SIZE: Final = 1 << 16

@@ -10,6 +10,7 @@ encode NaN as null on the way out).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
@@ -47,10 +48,10 @@ __all__ = [
     "Welcome",
     "decode_client",
     "decode_spooled",
-    "decode_state",
     "drive_key",
     "encode",
     "encode_message",
+    "explain",
     "state_from_dict",
 ]
 
@@ -243,6 +244,40 @@ def encode_message(msg: Message) -> bytes:
     return encode_frame(_encoder.encode(msg))
 
 
+_TYPE_WORDS: Final = {
+    "float": "a number",
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+    "null": "nothing",
+}
+_EXPECTED = re.compile(r"Expected `([^`]+)`(.*)")
+_MISSING = re.compile(r"Object missing required field `(.*)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
+
+
+def explain(exc: msgspec.MsgspecError) -> tuple[str, str]:
+    """A msgspec validation error in words, as (where, what), e.g. ("amount",
+    "expected a number >= 0.0") for "Expected `float` >= 0.0 - at `$.amount`"."""
+    text = str(exc)
+    head, sep, at = text.rpartition(" - at `")
+    message, where = (head, at.rstrip("`")) if sep else (text, "$")
+    where = where.removeprefix("$").lstrip(".")
+    if m := _EXPECTED.match(message):
+        kinds = " or ".join(_TYPE_WORDS.get(k.strip(), k.strip()) for k in m.group(1).split("|"))
+        message = f"expected {kinds}{m.group(2).replace('`', '')}"
+    elif m := _MISSING.match(message):
+        where, message = ".".join(filter(None, (where, m.group(1)))), "missing (required)"
+    elif m := _UNKNOWN.match(message):
+        where, message = (
+            ".".join(filter(None, (where, m.group(1)))),
+            "unknown key (check the spelling)",
+        )
+    return where, message
+
+
 def decode_client(payload: bytes) -> ClientMessage:
     """Decode a client frame, or raise RequestFailed saying why (with the id and
     request_id it had, when they could be read, so the answer can name them)."""
@@ -263,15 +298,9 @@ def decode_client(payload: bytes) -> ClientMessage:
             raise RequestFailed(
                 E_UNKNOWN_TYPE, f"unknown message type {env.type!r}", id=corr, request_id=rid
             ) from None
-        raise RequestFailed(E_BAD_REQUEST, str(exc), id=corr, request_id=rid) from None
-
-
-def decode_state(payload: bytes) -> State:
-    """Decode a snapshot file's content (an encoded `State`)."""
-    try:
-        return _state_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise ProtocolError(f"not a drive-state snapshot: {exc}") from None
+        where, what = explain(exc)
+        message = f"{where}: {what}" if where else what
+        raise RequestFailed(E_BAD_REQUEST, message, id=corr, request_id=rid) from None
 
 
 def state_from_dict(obj: Any) -> State:

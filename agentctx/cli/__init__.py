@@ -38,6 +38,7 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_NO_STATE: Final = 3
+DEFAULT_READ_TIMEOUT: Final = 0.5  # socket wait of status and after a request
 HOOK_STDIN_WAIT: Final = 0.5  # a hook must never hang on a stdin nobody closes
 HOOK_STDIN_MAX: Final = 1 << 20
 
@@ -149,7 +150,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = command("status", "the drives now, as a table (or JSON)")
     s.add_argument("--json", action="store_true", help="JSON with source and age")
-    s.add_argument("--timeout", type=float, default=0.5, help="socket wait, seconds")
+    s.add_argument(
+        "--timeout", type=float, default=0.5, metavar="S", help="socket wait, seconds (0.5)"
+    )
 
     command("watch", "a live view that updates in place (lines when piped)")
 
@@ -157,21 +160,28 @@ def _parser() -> argparse.ArgumentParser:
     for flag, spec in CONTEXT_OPTIONS.items():
         c.add_argument(flag, **spec)
 
+    reason = "why, for the history and the other sessions (e.g. 'checked in')"
     sa = command("satisfy", "satisfy a drive (cut its pressure)")
-    sa.add_argument("drive")
+    sa.add_argument("drive", help="drive name, any case (e.g. CARE)")
     g = sa.add_mutually_exclusive_group()
-    g.add_argument("--depth", choices=list(DEPTHS))
-    g.add_argument("--amount", type=float)
-    sa.add_argument("--reason")
+    g.add_argument(
+        "--depth",
+        choices=list(DEPTHS),
+        help="cut by 30/50/75/100 %% (default moderate)",
+    )
+    g.add_argument("--amount", type=float, metavar="X", help="cut by this much pressure")
+    sa.add_argument("--reason", metavar="R", help=reason)
 
-    b = command("bump", "add pressure to a drive")
-    b.add_argument("drive")
-    b.add_argument("--amount", type=float, required=True)
-    b.add_argument("--reason")
+    b = command("bump", "add pressure to a drive (how activity-driven drives grow)")
+    b.add_argument("drive", help="drive name, any case (e.g. REST)")
+    b.add_argument(
+        "--amount", type=float, required=True, metavar="X", help="pressure to add (capped)"
+    )
+    b.add_argument("--reason", metavar="R", help=reason)
 
     r = command("reset", "set a drive's pressure (or every drive's) to zero")
-    r.add_argument("drive", nargs="?")
-    r.add_argument("--reason")
+    r.add_argument("drive", nargs="?", help="drive name; omitted: every drive")
+    r.add_argument("--reason", metavar="R", help=reason)
 
     command("doctor", "check the setup and say what to fix")
     return p
@@ -244,37 +254,56 @@ def _emit(mode: str, event: str, text: str) -> None:
         print(text)
 
 
-def _report(receipt: Any, what: str) -> int:
-    if receipt.status == "acked":
-        print(f"{what}: done (seq {receipt.seq})")
-    else:
+def _report(receipt: Any, what: str, drive: str | None = None, bumped: float | None = None) -> int:
+    """Say what happened to a request, and where the drive stands now when acked."""
+    if receipt.status != "acked":
         print(
-            f"{what}: sidecar unavailable; queued in {receipt.path} "
+            f"{what}: the sidecar is unavailable; queued in {receipt.path} "
             "(applied once it is back, at the time it was made)"
         )
+        return EXIT_OK
+    now = ""
+    if drive is not None:
+        try:
+            d = _read(DEFAULT_READ_TIMEOUT).drives.get(drive)
+        except AgentctxError:
+            d = None
+        if d is not None:
+            pressure, threshold = float(d["pressure"]), float(d["threshold"])
+            now = f"; now {pressure:.1f}/{threshold:g} ({d['band']})"
+            cap = float(d.get("max_pressure") or 0)
+            if bumped is not None and cap and pressure >= cap:
+                now += f", capped at its maximum {cap:g}"
+    print(f"{what}: acked (seq {receipt.seq}){now}")
     return EXIT_OK
 
 
 def cmd_satisfy(args: argparse.Namespace) -> int:
+    from agentctx._core.protocol import drive_key
     from agentctx.requests import satisfy
 
     receipt = satisfy(args.drive, depth=args.depth, amount=args.amount, reason=args.reason)
     how = args.depth or (f"by {args.amount:g}" if args.amount is not None else "moderate")
-    return _report(receipt, f"satisfied {args.drive.upper()} ({how})")
+    drive = drive_key(args.drive)
+    return _report(receipt, f"satisfied {drive} ({how})", drive)
 
 
 def cmd_bump(args: argparse.Namespace) -> int:
+    from agentctx._core.protocol import drive_key
     from agentctx.requests import bump
 
     receipt = bump(args.drive, args.amount, reason=args.reason)
-    return _report(receipt, f"bumped {args.drive.upper()} by {args.amount:g}")
+    drive = drive_key(args.drive)
+    return _report(receipt, f"bumped {drive} by {args.amount:g}", drive, args.amount)
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
+    from agentctx._core.protocol import drive_key
     from agentctx.requests import reset
 
     receipt = reset(args.drive, reason=args.reason)
-    return _report(receipt, f"reset {args.drive.upper() if args.drive else 'every drive'}")
+    drive = drive_key(args.drive) if args.drive else None
+    return _report(receipt, f"reset {drive or 'every drive'}", drive)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,8 @@ from typing import Final
 
 from agentctx._core import paths
 from agentctx._core.config import load_config
-from agentctx._core.errors import AgentctxError
+from agentctx._core.errors import AgentctxError, UnsafePath
+from agentctx._core.files import ensure_private_dir
 from agentctx._core.spool import REJECTED_DIR, spool_files
 from agentctx.oneshot import read_snapshot, read_socket
 
@@ -21,24 +21,30 @@ __all__ = ["UNIT", "doctor"]
 UNIT: Final = "agentctx-sidecar.service"
 SYSTEMCTL_TIMEOUT: Final = 5.0
 
-Check = tuple[bool, str, str]  # ok, what we saw, what to do about it
+# ok (True, False, or None: neither, just so you know), what we saw, what to do about it
+Check = tuple[bool | None, str, str]
+_MARK: Final = {True: "✓", False: "✗", None: "·"}
+
+
+def _private(what: str, d: str, missing_fix: str) -> Check:
+    if not os.path.lexists(d):
+        return False, f"{what} {d} does not exist", missing_fix
+    try:
+        ensure_private_dir(d, create=False)
+    except UnsafePath as exc:
+        return False, str(exc), "fix it as said, or point the sidecar at another directory"
+    if not os.access(d, os.W_OK):
+        return False, f"{what} {d} is not writable", f"make {d} writable (is its disk read-only?)"
+    return True, f"{what} {d} is private (0700)", ""
 
 
 def _runtime_dir() -> Check:
-    d = paths.runtime_dir()
-    try:
-        st = os.lstat(d)
-    except FileNotFoundError:
-        return False, f"runtime dir {d} does not exist", "start the sidecar (agentctx-sidecar run)"
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        return False, f"{d} is not a plain directory", f"remove {d}; the sidecar recreates it"
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        return (
-            False,
-            f"{d} is not private (uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o})",
-            f"chmod 700 {d} (and own it)",
-        )
-    return True, f"runtime dir {d} is private (0700)", ""
+    return _private("runtime dir", paths.runtime_dir(), "start the sidecar (agentctx-sidecar run)")
+
+
+def _state_dir() -> Check:
+    fix = "start the sidecar once (agentctx-sidecar run): it creates it"
+    return _private("state dir", paths.state_dir(), fix)
 
 
 def _socket() -> Check:
@@ -94,7 +100,7 @@ def _spool() -> Check:
 def _systemd() -> Check:
     systemctl = shutil.which("systemctl")
     if systemctl is None:
-        return True, "systemd: not available here (run the sidecar by hand)", ""
+        return None, "systemd: not available here (run the sidecar by hand)", ""
     try:
         out = subprocess.run(
             [systemctl, "--user", "is-active", UNIT],
@@ -103,12 +109,12 @@ def _systemd() -> Check:
             timeout=SYSTEMCTL_TIMEOUT,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return True, f"systemd: no user manager reachable ({exc})", ""
+        return None, f"systemd: no user manager reachable ({exc})", ""
     state = out.stdout.strip() or out.stderr.strip()
     if state == "active":
         return True, f"systemd: {UNIT} active", ""
     if "Failed to connect" in state or "No medium" in state:
-        return True, "systemd: no user manager reachable", ""
+        return None, "systemd: no user manager reachable (the sidecar runs by hand)", ""
     return (
         False,
         f"systemd: {UNIT} is {state or 'unknown'}",
@@ -118,6 +124,7 @@ def _systemd() -> Check:
 
 CHECKS: Final[list[Callable[[], Check]]] = [
     _runtime_dir,
+    _state_dir,
     _socket,
     _snapshot,
     _config,
@@ -130,8 +137,8 @@ def doctor() -> int:
     problems = 0
     for check in CHECKS:
         ok, seen, fix = check()
-        print(f"{'✓' if ok else '✗'} {seen}")
-        if not ok:
+        print(f"{_MARK[ok]} {seen}")
+        if ok is False:
             problems += 1
             print(f"    → {fix}")
     print("all good" if not problems else f"{problems} problem(s)")

@@ -7,6 +7,7 @@ Piped, it prints one plain line per state change and per event instead.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections import deque
@@ -14,6 +15,7 @@ from typing import Final, TextIO
 
 import anyio
 
+from agentctx._core.errors import AgentctxError
 from agentctx.render import bar, by_urgency, freshness
 from agentctx.state import DriveEvent, DriveState, Transition
 from agentctx.subscription import subscribe
@@ -21,6 +23,9 @@ from agentctx.subscription import subscribe
 __all__ = ["watch"]
 
 EVENTS_SHOWN: Final = 8
+MIN_BAR: Final = 5
+MAX_BAR: Final = 30
+FIXED_COLUMNS: Final = 50  # name, numbers, band and status beside the bar
 _COLOUR: Final = {
     "latent": "\033[2m",
     "available": "\033[32m",
@@ -33,22 +38,47 @@ _RESET: Final = "\033[0m"
 _HOME_CLEAR: Final = "\033[H\033[J"
 
 
-def _screen(state: DriveState | None, mode: str, events: deque[str]) -> str:
+def _fit(line: str, width: int) -> str:
+    """*line* cut to *width* visible characters (colour codes are not counted), so a
+    line never wraps and the redraw in place stays in place."""
+    out, shown, i = [], 0, 0
+    while i < len(line):
+        if line.startswith("\033[", i):
+            end = line.index("m", i) + 1
+            out.append(line[i:end])
+            i = end
+            continue
+        if shown == width:
+            break
+        out.append(line[i])
+        shown += 1
+        i += 1
+    return "".join(out) + (_RESET if "\033[" in line else "")
+
+
+def _screen(
+    state: DriveState | None, mode: str, events: deque[str], width: int, problem: str | None
+) -> str:
     lines = [f"agentctx watch — {mode}   (Ctrl-C to quit)", ""]
     if state is None:
         lines.append("waiting for the first state…")
     else:
+        # the bar takes what the name, the numbers and the band leave of the width
+        bar_width = max(MIN_BAR, min(MAX_BAR, width - FIXED_COLUMNS))
         for name, d in by_urgency(state):
             band = str(d.get("band", "?"))
             colour = _COLOUR.get(band, "")
             lines.append(
-                f"{name:<14} {colour}{bar(d, 30)}{_RESET} {float(d.get('pressure', 0)):7.2f}/"
-                f"{float(d.get('threshold', 0)):<6g} {colour}{band:<10}{_RESET} {d.get('status')}"
+                f"{name:<14} {colour}{bar(d, bar_width)}{_RESET} "
+                f"{float(d.get('pressure', 0)):7.2f}/{float(d.get('threshold', 0)):<6g} "
+                f"{colour}{band:<10}{_RESET} {d.get('status')}"
             )
         lines += ["", f"seq {state.seq} · {freshness(state)}"]
+    if problem:
+        lines += ["", f"⚠ {problem}"]
     if events:
         lines += ["", "events:", *events]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_fit(line, width) for line in lines) + "\n"
 
 
 def _event_text(ev: DriveEvent) -> str:
@@ -65,6 +95,7 @@ async def _run(out: TextIO, tty: bool) -> None:
     state: DriveState | None = None
     mode = "connecting"
     events: deque[str] = deque(maxlen=EVENTS_SHOWN)
+    said: str | None = None
     async with subscribe(client="agentctx-watch") as updates:
         async for update in updates:
             if isinstance(update, DriveState):
@@ -84,12 +115,23 @@ async def _run(out: TextIO, tty: bool) -> None:
                 events.append(f"{time.strftime('%H:%M:%S')} {mode}")
                 if not tty:
                     out.write(f"mode {update.mode}: {update.reason}\n")
+            problem = updates.file_problem if updates.mode == "fallback" else None
             if tty:
-                out.write(_HOME_CLEAR + _screen(state, mode, events))
+                width = shutil.get_terminal_size().columns - 1  # the last column wraps
+                out.write(_HOME_CLEAR + _screen(state, mode, events, width, problem))
+            elif problem and problem != said:
+                out.write(f"problem {problem}\n")
+                said = problem
             out.flush()
 
 
 def watch(out: TextIO | None = None) -> int:
     stream = out or sys.stdout
-    anyio.run(_run, stream, stream.isatty())
+    try:
+        anyio.run(_run, stream, stream.isatty())
+    except BaseExceptionGroup as group:  # one of ours, as one line (the CLI prints it)
+        for exc in group.exceptions:
+            if isinstance(exc, AgentctxError):
+                raise exc from None
+        raise
     return 0
