@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -213,13 +214,40 @@ def test_watch_plain_lines(make_daemon: Factory, env: dict[str, str]) -> None:
     assert "state seq=" in out and "event " in out and "bumped" in out
 
 
-def test_doctor(make_daemon: Factory, env: dict[str, str]) -> None:
+def test_doctor(make_daemon: Factory, env: dict[str, str], dirs: dict[str, Path]) -> None:
     down = run(env, "doctor")
     assert down.returncode == 1 and "✗" in down.stdout and "→" in down.stdout
     make_daemon()
     up = run(env, "doctor")
     assert "✓ sidecar answering" in up.stdout
     assert "✓ snapshot fresh" in up.stdout
+    assert "✓ state dir" in up.stdout
+    assert "✓ systemd: no user manager" not in up.stdout  # not a tick for what is missing
+    dirs["state"].chmod(0o755)
+    loose = run(env, "doctor")
+    assert loose.returncode == 1 and "✗" in loose.stdout and "0755" in loose.stdout
+
+
+def test_watch_fits_the_terminal_and_says_the_snapshot_is_broken(
+    env: dict[str, str], dirs: dict[str, Path]
+) -> None:
+    (dirs["runtime"] / "drives-state.json").write_text("{torn")
+    proc = subprocess.Popen(
+        ["script", "-qfc", f"{sys.executable} -m agentctx watch", "/dev/null"],
+        env={**env, "COLUMNS": "60", "LINES": "20"},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    text = re.sub(rb"\x1b\[[0-9;]*[A-Za-z]", b"", out).decode(errors="replace")
+    assert "not valid JSON" in " ".join(text.split()), text  # wrapped, whole
+    assert all(len(line) <= 60 for line in text.splitlines()), text
 
 
 def test_help_lists_exit_codes(env: dict[str, str]) -> None:

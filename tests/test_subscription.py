@@ -127,11 +127,9 @@ def test_subscribe_needs_async_with() -> None:
 def test_live_in_a_thread(make_daemon: Factory) -> None:
     make_daemon({"B": BUCKET}, tick_interval=0.2)
     with agentctx.Live() as live:
-        deadline = time.monotonic() + 10
-        while live.state is None:
-            assert time.monotonic() < deadline
-            live.wait(1.0)
+        assert live.state is not None  # entering waited for the first state
         assert live.mode == "live"
+        deadline = time.monotonic() + 10
         agentctx.bump("B", 3.0)
         while live.state.drives["B"]["pressure"] != 3.0:
             assert time.monotonic() < deadline
@@ -159,3 +157,10 @@ async def test_fallback_without_any_runtime_dir_waits_for_it(tmp_path: Path) -> 
             atomic_write(run / "drives-state.json", json.dumps(data).encode(), durable=False)
             state = await updates.__anext__()
             assert isinstance(state, DriveState) and state.seq == 5 and state.source == "file"
+
+
+def test_live_over_the_snapshot_alone_has_a_state_at_once(make_daemon: Factory) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    with agentctx.Live() as live:
+        assert live.state is not None and live.state.source == "file"

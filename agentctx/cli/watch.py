@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import textwrap
 import time
 from collections import deque
 from typing import Final, TextIO
@@ -18,11 +19,12 @@ import anyio
 from agentctx._core.errors import AgentctxError
 from agentctx.render import bar, by_urgency, freshness
 from agentctx.state import DriveEvent, DriveState, Transition
-from agentctx.subscription import subscribe
+from agentctx.subscription import Update, subscribe
 
 __all__ = ["watch"]
 
 EVENTS_SHOWN: Final = 8
+REDRAW_S: Final = 1.0
 MIN_BAR: Final = 5
 MAX_BAR: Final = 30
 FIXED_COLUMNS: Final = 50  # name, numbers, band and status beside the bar
@@ -74,8 +76,8 @@ def _screen(
                 f"{colour}{band:<10}{_RESET} {d.get('status')}"
             )
         lines += ["", f"seq {state.seq} · {freshness(state)}"]
-    if problem:
-        lines += ["", f"⚠ {problem}"]
+    if problem:  # wrapped, not cut: a warning must be read whole
+        lines += ["", *textwrap.wrap(f"⚠ {problem}", width, break_long_words=True)]
     if events:
         lines += ["", "events:", *events]
     return "\n".join(_fit(line, width) for line in lines) + "\n"
@@ -97,7 +99,12 @@ async def _run(out: TextIO, tty: bool) -> None:
     events: deque[str] = deque(maxlen=EVENTS_SHOWN)
     said: str | None = None
     async with subscribe(client="agentctx-watch") as updates:
-        async for update in updates:
+        while True:
+            # Redrawn at least every REDRAW_S with nothing new: the age shown keeps
+            # growing while the sidecar is down, and a broken snapshot gets said.
+            update: Update | None = None
+            with anyio.move_on_after(REDRAW_S):
+                update = await updates.__anext__()
             if isinstance(update, DriveState):
                 state = update
                 if not tty:
@@ -118,7 +125,8 @@ async def _run(out: TextIO, tty: bool) -> None:
             problem = updates.file_problem if updates.mode == "fallback" else None
             if tty:
                 width = shutil.get_terminal_size().columns - 1  # the last column wraps
-                out.write(_HOME_CLEAR + _screen(state, mode, events, width, problem))
+                now = DriveState(state.data, state.source) if state is not None else None
+                out.write(_HOME_CLEAR + _screen(now, mode, events, width, problem))
             elif problem and problem != said:
                 out.write(f"problem {problem}\n")
                 said = problem
