@@ -285,3 +285,14 @@ def test_reconfigure_keeps_pressure_and_reports_bands() -> None:
     assert e.pressure("CARE") == pytest.approx(10.0)
     assert e.names == ["CARE"]
     assert [(c.from_band, c.to_band) for c in changes] == [("available", "triggered")]
+
+
+def test_names_fold_case_over_ascii_only_and_minus_zero_is_zero() -> None:
+    e = engine(SLEEP="threshold = 10", IDLE="threshold = 10")
+    assert e.pressure("sleep") == e.pressure("SLEEP")
+    with pytest.raises(UnknownDrive):
+        e.pressure("\u017fleep")  # U+017F (long s) upper-cases to "S"
+    with pytest.raises(UnknownDrive):
+        e.satisfy("\u0131dle", T0)  # U+0131 (dotless i) upper-cases to "I"
+    (event,) = e.bump("SLEEP", T0, -0.0)
+    assert event.amount is not None and math.copysign(1.0, event.amount) == 1.0
