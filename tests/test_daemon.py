@@ -274,6 +274,26 @@ def test_check_config_ok_and_default(env: dict[str, str], tmp_path: Path) -> Non
     assert result.returncode == 0 and "built-in defaults" in result.stdout
 
 
+def test_check_config_on_a_missing_file_says_so(env: dict[str, str], tmp_path: Path) -> None:
+    absent = tmp_path / "drives.toml"
+    explicit = run_cli("check-config", str(absent), env=env)
+    assert explicit.returncode == 2 and "invalid" not in explicit.stderr
+    assert "no such file" in explicit.stderr and "built-in default drives" in explicit.stderr
+    default = run_cli("check-config", env={**env, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert default.returncode == 0 and "no config file at" in default.stdout
+    assert "CARE" in default.stdout
+
+
+def test_both_commands_say_their_version(env: dict[str, str]) -> None:
+    from agentctx import __version__
+
+    assert run_cli("--version", env=env).stdout.strip() == f"agentctx-sidecar {__version__}"
+    out = subprocess.run(
+        [sys.executable, "-m", "agentctx", "--version"], env=env, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == f"agentctx {__version__}"
+
+
 def test_help_explains_itself(env: dict[str, str]) -> None:
     result = run_cli("--help", env=env)
     assert result.returncode == 0
