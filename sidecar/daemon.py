@@ -111,6 +111,7 @@ class Daemon:
             requests=restored.requests,
             steps=restored.steps,
             kernel_boot=boot,
+            history_dir=self.layout.state,
         )
         return self.hub
 

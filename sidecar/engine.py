@@ -24,13 +24,14 @@ import msgspec
 from agentctx._core.config import BAND_ORDER, Config, DriveConfig
 from agentctx._core.errors import E_BAD_REQUEST, RequestFailed, UnknownDrive
 from agentctx._core.protocol import DEPTHS, Band, Depth, Event, EventKind, Status, drive_key
-from sidecar.quiet import effective_hours
+from sidecar.quiet import effective_hours, is_quiet
 
 __all__ = ["STEP_TOLERANCE_S", "DriveRuntime", "Engine", "band_for"]
 
 # Wall-clock time and real elapsed time may disagree by this much before the wall
 # clock counts as stepped (both are read at the same moment, so jitter is tiny).
 STEP_TOLERANCE_S: Final = 1.0
+SECONDS_PER_MINUTE: Final = 60.0
 LATENT: Final[Band] = "latent"
 _TRIGGERED_INDEX: Final = BAND_ORDER.index("triggered") + 1  # +1: "latent" is index 0
 
@@ -47,6 +48,8 @@ class DriveRuntime(msgspec.Struct, kw_only=True):
     last_triggered: Instant | None = None
     last_satisfied: Instant | None = None
     last_event: Instant | None = None  # the last satisfy/bump/reset, whatever it was
+    last_fired: Instant | None = None  # the last fired trigger (cooldown counts from it)
+    held_since: Instant | None = None  # a trigger waiting for quiet hours to end
 
 
 def band_for(ratio: float, bands: Mapping[str, float]) -> Band:
@@ -161,6 +164,9 @@ class Engine:
     def last_event(self, name: str) -> float | None:
         return self._drive(name).rt.last_event
 
+    def last_fired(self, name: str) -> float | None:
+        return self._drive(name).rt.last_fired
+
     def status(self, name: str, now: float) -> Status:
         """emergence's status: triggered, else satisfied (for a while), else building."""
         drive = self._drive(name)
@@ -201,6 +207,9 @@ class Engine:
             if p < drive.cap:
                 drive.rt.pressure = min(p + drive.spec.rate_per_hour * hours, drive.cap)
             changes.extend(self._rebanded(drive, now))
+        for drive in self._drives.values():  # triggers held back by quiet hours
+            if drive.rt.held_since is not None:
+                changes.extend(self._consider(drive, now))
         return changes
 
     def rebase(self, now: float, elapsed: float) -> bool:
@@ -275,9 +284,35 @@ class Engine:
         before = drive.band
         drive.band = band
         rising_into_trigger = _band_index(before) < _TRIGGERED_INDEX <= _band_index(band)
+        changes = [self._band_change(drive, before, now)]
         if rising_into_trigger:
             drive.rt.last_triggered = now
-        return [self._band_change(drive, before, now)]
+            changes += self._consider(drive, now)
+        elif drive.rt.held_since is not None:  # reaching emergency, or falling back
+            changes += self._consider(drive, now)
+        return changes
+
+    def _consider(self, drive: _Drive, now: float) -> list[Event]:
+        """A trigger (the ratio rose to 1), or one held back: fire it, hold it, or let it
+        go. It fires unless within the drive's cooldown of its last fired trigger, or in
+        quiet hours below `emergency`; held back by quiet hours, it fires when they end
+        if the drive is still triggered, or at once when it reaches `emergency`."""
+        rt = drive.rt
+        if _band_index(drive.band) < _TRIGGERED_INDEX:
+            rt.held_since = None  # satisfied meanwhile: nothing left to fire
+            return []
+        cooldown = drive.spec.cooldown_minutes * SECONDS_PER_MINUTE
+        if rt.last_fired is not None and 0.0 <= now - rt.last_fired < cooldown:
+            rt.held_since = None
+            return []
+        s = self.config.sidecar
+        if drive.band != "emergency" and is_quiet(now, s.quiet_hours, self.tz):
+            if rt.held_since is None:
+                rt.held_since = now
+            return []
+        rt.held_since = None
+        rt.last_fired = now
+        return [_event("triggered", drive, now)]
 
     def _band_change(self, drive: _Drive, before: Band, now: float) -> Event:
         return _event("band_changed", drive, now, from_band=before, to_band=drive.band)

@@ -23,6 +23,7 @@ from typing import Final, Protocol
 import anyio
 import msgspec
 
+from agentctx._core import history
 from agentctx._core.config import Config
 from agentctx._core.errors import E_NOT_DURABLE, RequestFailed, StoreError
 from agentctx._core.files import atomic_write
@@ -73,6 +74,7 @@ class Hub:
         clock: Callable[[], float] = time.time,
         steps: StepWatch | None = None,
         kernel_boot: str = "",
+        history_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.boot_id = boot_id
@@ -92,6 +94,13 @@ class Hub:
         self.durable_writer: LatestWriter[Durable] = LatestWriter("durable state", self._save)
         self.durable_writer.written_seq = seq  # what we restored from is on disk already
         self.snapshot_writer: LatestWriter[bytes] = LatestWriter("snapshot", self._write_snapshot)
+        # The history (None: kept nowhere): events not yet appended to it ride in every
+        # durable save, and are appended right after it (see agentctx._core.history).
+        self.history_dir = history_dir
+        self.unlogged: list[Event] = []
+        self.logged_upto: tuple[int, int] = (-1, -1)
+        # Called with each publish's events, in order (the actions runner listens)
+        self.listeners: list[Callable[[Sequence[Event]], None]] = []
         self._lock = anyio.Lock()
 
     @property
@@ -127,6 +136,7 @@ class Hub:
                 last_satisfied=iso(eng.last_satisfied(name)),
                 last_event=iso(eng.last_event(name)),
                 prompt=spec.prompt,
+                last_fired=iso(eng.last_fired(name)),
             )
         return State(
             version=SNAPSHOT_VERSION,
@@ -149,6 +159,7 @@ class Hub:
             drives=self.engine.runtime(),
             requests=list(self.requests.items()),
             retired=self.engine.retired(),
+            unlogged=self._unlogged(),
             kernel_boot=self.kernel_boot,
             clock_offset=self.steps.offset if self.steps is not None else None,
         )
@@ -246,10 +257,21 @@ class Hub:
 
     # --- internals ----------------------------------------------------------------
 
+    def _unlogged(self) -> list[Event]:
+        """The events not yet known to be in the history (pruned as they get there)."""
+        upto = self.logged_upto
+        self.unlogged = [e for e in self.unlogged if (e.seq, e.n) > upto]
+        return list(self.unlogged)
+
     def _save(self, state: Durable) -> None:
+        """(A worker thread.) The durable state, then the history lines it carries."""
         atomic_write(self.durable_path, encode_durable(state), durable=True)
         self.last_save = state.saved_at
         self.saved_lease = max(self.saved_lease, state.seq_lease)
+        if self.history_dir is not None and state.unlogged:
+            history.append(self.history_dir, [encode(e) for e in state.unlogged])
+            last = state.unlogged[-1]
+            self.logged_upto = max(self.logged_upto, (last.seq, last.n))
 
     def _write_snapshot(self, state_json: bytes) -> None:
         # Pretty-printed: `cat` on this file is how a person debugs the daemon.
@@ -271,9 +293,9 @@ class Hub:
                 log.error("could not save the seq lease: %s", exc)
         state_json = encode(self.state())
         state_frame = encode_frame(state_json)
-        for event in changes:
-            event.seq = self.seq
-            if request is not None and event.kind != "band_changed":
+        for n, event in enumerate(changes):
+            event.seq, event.n = self.seq, n
+            if request is not None and event.kind not in ("band_changed", "triggered"):
                 event.request_id = request.request_id
                 event.reason = request.reason
         event_frames = [encode_frame(encode(event)) for event in changes]
@@ -281,3 +303,18 @@ class Hub:
             sub.push(state_frame, event_frames)
         # After the subscribers: their senders are woken first, the file write after.
         self.snapshot_writer.offer(self.seq, state_json)
+        if changes:
+            self.unlogged.extend(changes)
+            if any(e.kind == "triggered" for e in changes):
+                # a fired trigger is saved at once: a restart must never fire it again
+                self.durable_writer.offer(self.seq, self.durable())
+            for listener in self.listeners:
+                listener(changes)
+
+    async def record(self, changes: list[Event]) -> int:
+        """Publish events that are not changes of pressure (an action started or
+        finished); return the seq of the state that carries them."""
+        async with self._lock:
+            await self._publish(changes)
+            self.durable_writer.offer(self.seq, self.durable())
+            return self.seq

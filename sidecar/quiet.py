@@ -19,7 +19,7 @@ import math
 from datetime import datetime, tzinfo
 from typing import Final
 
-__all__ = ["DAY_S", "HOUR_S", "OFFSET_PROBE_S", "effective_hours", "quiet_seconds"]
+__all__ = ["DAY_S", "HOUR_S", "OFFSET_PROBE_S", "effective_hours", "is_quiet", "quiet_seconds"]
 
 HOUR_S: Final = 3600.0
 DAY_S: Final = 86400.0
@@ -40,6 +40,15 @@ def effective_hours(
     if quiet is None or factor == 1.0:
         return span / HOUR_S
     return (span - (1.0 - factor) * quiet_seconds(t0, t1, quiet, tz)) / HOUR_S
+
+
+def is_quiet(t: float, quiet: tuple[int, int] | None, tz: tzinfo | None) -> bool:
+    """Whether the instant *t* falls in the local quiet hours [start, end)."""
+    if quiet is None:
+        return False
+    lo, hi = quiet[0] * HOUR_S, quiet[1] * HOUR_S
+    r = (t + _utc_offset(t, tz)) % DAY_S
+    return lo <= r < hi if lo < hi else r >= lo or r < hi
 
 
 def quiet_seconds(t0: float, t1: float, quiet: tuple[int, int], tz: tzinfo | None) -> float:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from agentctx._core import history
 from agentctx._core.config import Config
 from agentctx._core.errors import StoreError
 from agentctx._core.files import clean_orphans
 from agentctx._core.layout import Layout
-from agentctx._core.protocol import State
+from agentctx._core.protocol import State, encode
 from sidecar.clock import StepWatch
 from sidecar.engine import DriveRuntime, Engine
 from sidecar.store import Durable, load_durable, load_snapshot
@@ -78,6 +79,22 @@ def _from_durable(config: Config, durable: Durable, now: float, kernel_boot: str
     return Restored(engine, max(durable.seq, durable.seq_lease), list(durable.requests), "", steps)
 
 
+def _catch_up_history(layout: Layout, durable: Durable) -> None:
+    """Append what the last durable save carried but a crash kept from the history."""
+    missing = durable.unlogged
+    try:
+        if cut := history.repair_tail(layout.state):
+            log.warning("history: cut %d bytes of a line a crash left half-written", cut)
+        last = history.last_position(layout.state)
+        missing = [e for e in durable.unlogged if (e.seq, e.n) > last]
+        history.append(layout.state, [encode(e) for e in missing])
+    except (StoreError, OSError) as exc:
+        log.error("history: could not catch up, %d event(s) missing: %s", len(missing), exc)
+        return
+    if missing:
+        log.info("history: appended %d event(s) a crash had kept from it", len(missing))
+
+
 def restore(config: Config, layout: Layout, now: float, kernel_boot: str = "") -> Restored:
     for path in (layout.durable, layout.snapshot):
         if removed := clean_orphans(path):
@@ -93,6 +110,7 @@ def restore(config: Config, layout: Layout, now: float, kernel_boot: str = "") -
     except StoreError as exc:
         log.warning("live snapshot unusable: %s", exc)
     if durable is not None:
+        _catch_up_history(layout, durable)
         restored = _from_durable(config, durable, now, kernel_boot)
         restored.source = f"durable state {layout.durable}"
     elif snap is not None:

@@ -18,7 +18,7 @@ import msgspec
 
 from agentctx._core.errors import ProtocolError, StoreError
 from agentctx._core.files import read_file
-from agentctx._core.protocol import State, state_from_dict
+from agentctx._core.protocol import Event, State, state_from_dict
 from agentctx._core.snapshot import read_snapshot_file
 from sidecar.engine import DriveRuntime, Instant
 
@@ -53,6 +53,9 @@ class Durable(msgspec.Struct, kw_only=True):
     # sidecar.clock): a restart in the same boot notices a clock step made meanwhile
     kernel_boot: str = ""
     clock_offset: float | None = None
+    # events not yet known to be in the history: appended after this file is saved,
+    # or at the next start (see agentctx._core.history)
+    unlogged: list[Event] = []
 
 
 class _Envelope(msgspec.Struct):

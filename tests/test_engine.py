@@ -155,7 +155,10 @@ def test_band_crossing_events() -> None:
     e = engine()
     changes = e.advance(T0 + 10 * H)
     care = [c for c in changes if c.drive == "CARE"]
-    assert [(c.from_band, c.to_band) for c in care] == [("latent", "triggered")]
+    assert [(c.kind, c.from_band, c.to_band) for c in care] == [
+        ("band_changed", "latent", "triggered"),
+        ("triggered", None, None),  # and it fires: no cooldown, no quiet hours
+    ]
     changes = e.satisfy("CARE", T0 + 10 * H, depth="full")
     assert [c.kind for c in changes] == ["satisfied", "band_changed"]
     assert changes[0].band == "latent" and changes[1].to_band == "latent"
@@ -296,3 +299,36 @@ def test_names_fold_case_over_ascii_only_and_minus_zero_is_zero() -> None:
         e.satisfy("\u0131dle", T0)  # U+0131 (dotless i) upper-cases to "I"
     (event,) = e.bump("SLEEP", T0, -0.0)
     assert event.amount is not None and math.copysign(1.0, event.amount) == 1.0
+
+
+def test_triggers_fire_once_per_cooldown() -> None:
+    """A drive oscillating around its threshold fires once per cooldown."""
+    e = engine(A="threshold = 10\nactivity_driven = true\ncooldown_minutes = 30")
+    fired: list[float] = []
+    t = T0
+    for _ in range(100):  # cross upward every 60 s for 100 minutes
+        t += 30
+        fired += [c.ts for c in e.bump("A", t, 10.0) if c.kind == "triggered"]
+        t += 30
+        e.satisfy("A", t, depth="full")
+    assert [(f - T0) / 60 for f in fired] == [0.5, 30.5, 60.5, 90.5]  # minutes
+    assert e.last_fired("A") == fired[-1]
+
+
+def test_quiet_hours_hold_a_trigger_until_they_end_or_emergency() -> None:
+    quiet = "[sidecar]\nquiet_hours = [0, 6]\nmax_pressure_ratio = 3"
+    night = datetime(2026, 3, 1, 2, 0, tzinfo=UTC).timestamp()
+    e = Engine.create(config(quiet, A="threshold = 10\nactivity_driven = true"), night, tz=UTC)  # type: ignore[arg-type]
+    assert not [c for c in e.bump("A", night, 12.0) if c.kind == "triggered"]  # crisis: held
+    assert not [c for c in e.advance(night + 3 * H) if c.kind == "triggered"]  # 05:00 still
+    (fired,) = [c for c in e.advance(night + 4 * H + 1) if c.kind == "triggered"]  # 06:00
+    assert fired.ts == night + 4 * H + 1
+    # a trigger held back until it reaches emergency fires then, quiet or not
+    e = Engine.create(config(quiet, A="threshold = 10\nactivity_driven = true"), night, tz=UTC)  # type: ignore[arg-type]
+    e.bump("A", night, 11.0)
+    assert [c.kind for c in e.bump("A", night + 60, 10.0) if c.kind == "triggered"] == ["triggered"]
+    # and one satisfied while held is let go: nothing fires when the hours end
+    e = Engine.create(config(quiet, A="threshold = 10\nactivity_driven = true"), night, tz=UTC)  # type: ignore[arg-type]
+    e.bump("A", night, 11.0)
+    e.satisfy("A", night + 60, depth="full")
+    assert not [c for c in e.advance(night + 5 * H) if c.kind == "triggered"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -56,6 +58,9 @@ NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
 Hour = Annotated[int, msgspec.Meta(ge=0, le=23)]
 Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Ratio = Annotated[float, msgspec.Meta(gt=0.0, le=100.0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=7 * 86400.0)]
+# A command as argv: a program and its arguments, never a shell string
+Argv = Annotated[list[Annotated[str, msgspec.Meta(min_length=1)]], msgspec.Meta(min_length=1)]
 
 
 class BandRatios(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -80,6 +85,11 @@ class DriveConfig(msgspec.Struct, kw_only=True):
     bands: BandRatios | None = None
     # emergence spells the per-drive band overrides "thresholds"
     thresholds: BandRatios | None = None
+    # A trigger (the ratio rising to 1) fires at most once per cooldown
+    cooldown_minutes: Annotated[float, msgspec.Meta(ge=0.0, le=525_600.0)] = 30.0
+    # argv run when a trigger fires; None: the [actions] default (if any)
+    on_trigger: Argv | None = None
+    timeout_s: Seconds | None = None  # None: the [actions] default
 
     def band_ratios(self) -> dict[str, float]:
         merged = dict(DEFAULT_BANDS)
@@ -93,6 +103,13 @@ class DriveConfig(msgspec.Struct, kw_only=True):
 
 class _StrictDrive(DriveConfig, forbid_unknown_fields=True):
     """A drive from a native TOML file: `rate_per_hr = 2` is an error, not a silent 0/h."""
+
+
+class Actions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The `[actions]` table: what a fired trigger runs when its drive says nothing."""
+
+    on_trigger: Argv | None = None
+    timeout_s: Seconds = 300.0  # then SIGTERM to its process group, SIGKILL 10 s later
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -112,6 +129,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Config(msgspec.Struct, kw_only=True):
     drives: dict[str, DriveConfig]
     sidecar: Settings = msgspec.field(default_factory=Settings)
+    actions: Actions = msgspec.field(default_factory=Actions)
+
+    def action(self, name: str) -> tuple[list[str] | None, float]:
+        """The command a fired trigger of drive *name* runs (None: none) and its timeout."""
+        drive = self.drives[name]
+        argv = drive.on_trigger if drive.on_trigger is not None else self.actions.on_trigger
+        timeout = drive.timeout_s if drive.timeout_s is not None else self.actions.timeout_s
+        return argv, timeout
     source: str = DEFAULT_SOURCE
 
 
@@ -173,7 +198,8 @@ def _build(raw: Any, source: str, strict: bool = True) -> Config:
         for name, spec in drives_raw.items()
     }
     settings = _convert(raw.get("sidecar", {}), Settings, source, "sidecar")
-    cfg = Config(drives=drives, sidecar=settings, source=source)
+    actions = _convert(raw.get("actions", {}), Actions, source, "actions")
+    cfg = Config(drives=drives, sidecar=settings, actions=actions, source=source)
     _check(cfg, source)
     _check_size(cfg, source)
     return cfg
@@ -203,12 +229,32 @@ def _check(cfg: Config, source: str) -> None:
             )
         normalized[upper] = drive
     cfg.drives = normalized
+    for where, argv in [("actions.on_trigger", cfg.actions.on_trigger)] + [
+        (f"drives.{n}.on_trigger", d.on_trigger) for n, d in normalized.items()
+    ]:
+        if argv is not None and (problem := _not_runnable(argv[0])):
+            raise ConfigError(f"{source}: {where}: {problem}")
     quiet = cfg.sidecar.quiet_hours
     if quiet is not None and quiet[0] == quiet[1]:
         raise ConfigError(
             f"{source}: sidecar.quiet_hours: expected two different hours [start, end], "
             f"got [{quiet[0]}, {quiet[1]}]"
         )
+
+
+def _not_runnable(program: str) -> str | None:
+    """Why *program* could not be run as a command (None: it can). Checked when the config
+    is read, not when a trigger fires hours later."""
+    if "/" in program:
+        if not os.path.isfile(program):
+            return f"{program}: no such file"
+        if not os.access(program, os.X_OK):
+            return f"{program}: not executable"
+        return None
+    if shutil.which(program) is None:
+        path = os.environ.get("PATH", "")
+        return f"program {program!r} not found on PATH ({path}); give its absolute path"
+    return None
 
 
 def _check_size(cfg: Config, source: str) -> None:

@@ -44,3 +44,8 @@ class Layout:
     @property
     def spool(self) -> Path:
         return self.state / paths.SPOOL_NAME
+
+    @property
+    def actions(self) -> Path:
+        """Running actions' markers and output (see sidecar.actions)."""
+        return self.state / paths.ACTIONS_NAME

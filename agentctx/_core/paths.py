@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
+    "ACTIONS_NAME",
     "APP",
     "DURABLE_NAME",
     "LOCK_NAME",
@@ -43,6 +44,7 @@ SNAPSHOT_NAME = "drives-state.json"
 LOCK_NAME = "sidecar.lock"
 DURABLE_NAME = "state.json"
 SPOOL_NAME = "spool"
+ACTIONS_NAME = "actions"
 
 
 def _env(name: str) -> str | None:

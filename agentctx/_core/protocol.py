@@ -67,7 +67,15 @@ DEPTHS: Final[dict[str, float]] = {"shallow": 0.30, "moderate": 0.50, "deep": 0.
 
 Band = Literal["latent", "available", "elevated", "triggered", "crisis", "emergency"]
 Status = Literal["building", "satisfied", "triggered"]
-EventKind = Literal["band_changed", "satisfied", "bumped", "reset"]
+EventKind = Literal[
+    "band_changed",
+    "satisfied",
+    "bumped",
+    "reset",
+    "triggered",  # a fired trigger: the ratio rose to 1, outside cooldown and quiet hours
+    "action_started",  # the drive's on_trigger command started...
+    "action_finished",  # ...and ended (exit_code; None: not known)
+]
 
 CorrelationId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -157,6 +165,7 @@ class DriveView(msgspec.Struct, kw_only=True):
     last_satisfied: str | None
     last_event: str | None = None  # the last satisfy/bump/reset (any of them)
     prompt: str = ""
+    last_fired: str | None = None  # the last fired trigger (see Event kind "triggered")
 
 
 class Welcome(Message, tag="welcome"):
@@ -193,6 +202,9 @@ class Event(Message, tag="event", omit_defaults=True):
     reason: str | None = None
     depth: Depth | None = None
     amount: float | None = None
+    exit_code: int | None = None  # action_finished: the command's exit status (-N: signal N)
+    detail: str | None = None  # action_*: the command, or why it ended as it did
+    n: int = 0  # its place among the events of one state (the history orders by seq, n)
 
 
 class Ack(Message, tag="ack"):
