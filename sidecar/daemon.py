@@ -27,6 +27,7 @@ from anyio.abc import SocketListener, TaskGroup, TaskStatus
 from agentctx._core.config import DEFAULT_SOURCE, Config, load_config
 from agentctx._core.errors import AgentctxError, ConfigError, StoreError
 from agentctx._core.layout import Layout
+from sidecar.actions import Actions
 from sidecar.claim import Claim
 from sidecar.clock import kernel_boot_id
 from sidecar.drain import drain, watch_spool
@@ -150,6 +151,7 @@ class Daemon:
         listener = await SocketListener.from_socket(sock)
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(hub.run)
+            tg.start_soon(Actions(hub, self.layout.actions).run)  # before the first trigger
             try:
                 await hub.save()  # the restored state, before anyone relies on it
             except StoreError as exc:
