@@ -99,6 +99,7 @@ class Hub:
         self.history_dir = history_dir
         self.unlogged: list[Event] = []
         self.logged_upto: tuple[int, int] = (-1, -1)
+        self._history_suspect = False  # an append failed: check what reached the file
         # Called with each publish's events, in order (the actions runner listens)
         self.listeners: list[Callable[[Sequence[Event]], None]] = []
         self._lock = anyio.Lock()
@@ -269,9 +270,16 @@ class Hub:
         self.last_save = state.saved_at
         self.saved_lease = max(self.saved_lease, state.seq_lease)
         if self.history_dir is not None and state.unlogged:
-            history.append(self.history_dir, [encode(e) for e in state.unlogged])
-            last = state.unlogged[-1]
-            self.logged_upto = max(self.logged_upto, (last.seq, last.n))
+            events = state.unlogged
+            if self._history_suspect:  # a failed append may have written part of it
+                history.repair_tail(self.history_dir)
+                last = history.last_position(self.history_dir)
+                events = [e for e in events if (e.seq, e.n) > last]
+            self._history_suspect = True
+            history.append(self.history_dir, [encode(e) for e in events])
+            self._history_suspect = False
+            last_event = state.unlogged[-1]
+            self.logged_upto = max(self.logged_upto, (last_event.seq, last_event.n))
 
     def _write_snapshot(self, state_json: bytes) -> None:
         # Pretty-printed: `cat` on this file is how a person debugs the daemon.

@@ -137,6 +137,7 @@ class Config(msgspec.Struct, kw_only=True):
         argv = drive.on_trigger if drive.on_trigger is not None else self.actions.on_trigger
         timeout = drive.timeout_s if drive.timeout_s is not None else self.actions.timeout_s
         return argv, timeout
+
     source: str = DEFAULT_SOURCE
 
 

@@ -1,6 +1,7 @@
 """The one exception tree of agentctx and its sidecar.
 
     AgentctxError
+    ├── UsageError           a command line that cannot be acted on
     ├── ConfigError          a config file is missing, unreadable or invalid
     ├── StoreError           a state, snapshot or spool file cannot be written or read
     ├── UnsafePath           a directory or file we would use is not private to us
@@ -50,6 +51,7 @@ __all__ = [
     "StoreError",
     "UnknownDrive",
     "UnsafePath",
+    "UsageError",
 ]
 
 # Wire error codes: the `code` of an `error` frame and of RequestFailed. Clients
@@ -70,6 +72,10 @@ E_INTERNAL: Final = "internal"
 
 class AgentctxError(Exception):
     """Base of every error agentctx raises on purpose."""
+
+
+class UsageError(AgentctxError):
+    """A command line that cannot be acted on (a bad value argparse cannot check)."""
 
 
 class ConfigError(AgentctxError):

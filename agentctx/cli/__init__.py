@@ -24,6 +24,7 @@ from agentctx._core.errors import (
     ProtocolError,
     RequestFailed,
     StoreError,
+    UsageError,
 )
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -183,6 +184,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("drive", nargs="?", help="drive name; omitted: every drive")
     r.add_argument("--reason", metavar="R", help=reason)
 
+    lg = command("log", "the history of satisfactions, bumps, triggers, actions...")
+    lg.add_argument("drive", nargs="?", help="only this drive")
+    lg.add_argument("--since", metavar="WHEN", help="2h, 30m, 1d ago, or a local ISO time")
+    lg.add_argument("--limit", type=int, default=20, metavar="N", help="the newest N entries (20)")
+    lg.add_argument("--json", action="store_true", help="one JSON object per line")
+    lg.add_argument("--follow", "-f", action="store_true", help="then print new events live")
+
     command("doctor", "check the setup and say what to fix")
     return p
 
@@ -312,6 +320,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch()
 
 
+def cmd_log(args: argparse.Namespace) -> int:
+    from agentctx.cli.log import log
+
+    return log(args.drive, args.since, args.limit, args.json, args.follow)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agentctx.cli.doctor import doctor
 
@@ -326,6 +340,7 @@ COMMANDS = {
     "reset": cmd_reset,
     "watch": cmd_watch,
     "doctor": cmd_doctor,
+    "log": cmd_log,
 }
 
 
@@ -337,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     except DaemonUnavailable as exc:
         print(f"agentctx: {exc} (start it: agentctx-sidecar run)", file=sys.stderr)
         return EXIT_NO_STATE
+    except UsageError as exc:
+        print(f"agentctx: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except RequestFailed as exc:
         print(f"agentctx: refused: {exc.message}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,0 +1,148 @@
+"""The history: every acked change exactly once, none that was lost, a torn line
+survived, rotation; and `agentctx log` reading it."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import BUCKET
+from support import REPO, DaemonProcess, RawClient
+
+from agentctx._core import history
+
+Factory = Callable[..., DaemonProcess]
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+def agentctx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentctx", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_kill9_loop_leaves_each_acked_change_exactly_once(make_daemon: Factory) -> None:
+    """kill -9 at random instants while a client bumps; it retries what was not acked,
+    as agentctx does. Every request ends up acked, and in the history exactly once."""
+    d = make_daemon({"B": BUCKET}, tick_interval=0.01)
+    rng = random.Random(20261126)
+    acked: set[str] = set()
+    pending: list[dict[str, object]] = []
+    for _ in range(30):
+        kill_at = time.monotonic() + rng.uniform(0.02, 0.3)
+        try:
+            with RawClient(d.socket, timeout=2.0) as c:
+                c.hello(subscribe=False)
+                while time.monotonic() < kill_at or pending:
+                    req = (
+                        pending[0]
+                        if pending
+                        else {"type": "bump", "request_id": rid(), "drive": "B", "amount": 1.0}
+                    )
+                    if not pending:
+                        pending.append(req)
+                    if time.monotonic() >= kill_at:
+                        break
+                    reply = c.request(req, timeout=2.0)
+                    assert reply["type"] == "ack", reply
+                    acked.add(str(req["request_id"]))
+                    pending.pop(0)
+        except (OSError, EOFError, TimeoutError):
+            pass
+        d.kill9()
+        d.start()
+    with RawClient(d.socket) as c:  # what the last kill left unacked, retried
+        c.hello(subscribe=False)
+        for req in pending:
+            assert c.request(req)["type"] == "ack"
+            acked.add(str(req["request_id"]))
+        pressure = c.request({"type": "get"})["drives"]["B"]["pressure"]
+    d.stop()
+    logged = Counter(
+        e["request_id"] for e in history.read_history(d.state_dir) if e.get("request_id")
+    )
+    assert len(acked) > 30
+    assert set(logged) == acked  # nothing lost, nothing that was never applied
+    assert all(n == 1 for n in logged.values())  # each exactly once
+    assert pressure == len(acked)
+    positions = [(e["seq"], e.get("n", 0)) for e in entries]
+    assert positions == sorted(set(positions))  # ordered, no line twice
+
+
+def test_a_torn_last_line_is_survived(make_daemon: Factory) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    with d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": "first", "drive": "B", "amount": 1})
+    d.kill9()
+    path = d.state_dir / history.HISTORY_NAME
+    with open(path, "ab") as f:
+        f.write(b'{"type":"event","seq":99999,"kind":"bum')  # a crash mid-append
+    assert [e["request_id"] for e in history.read_history(d.state_dir)] == ["first"]
+    d.start()
+    with d.client(subscribe=False) as c:
+        c.request({"type": "bump", "request_id": "second", "drive": "B", "amount": 1})
+    assert [e["request_id"] for e in history.read_history(d.state_dir)] == ["first", "second"]
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_rotation_keeps_a_few_files_in_order(tmp_path: Path) -> None:
+    for i in range(50):
+        line = json.dumps({"seq": i, "kind": "bumped", "drive": "B", "pad": "x" * 100})
+        history.append(tmp_path, [line.encode()], max_bytes=1000)
+    files = history.history_files(tmp_path)
+    assert len(files) == history.HISTORY_KEEP + 1  # the current and three rotated
+    seqs = [e["seq"] for e in history.read_history(tmp_path)]
+    assert seqs == sorted(seqs) and seqs[-1] == 49  # the oldest ones went, in order
+    assert history.last_position(tmp_path) == (49, 0)
+
+
+def test_agentctx_log(make_daemon: Factory, env: dict[str, str]) -> None:
+    d = make_daemon({"B": BUCKET, "C": BUCKET}, tick_interval=3600)
+    assert agentctx(env, "bump", "B", "--amount", "3", "--reason", "long refactor").returncode == 0
+    assert agentctx(env, "satisfy", "C", "--depth", "full").returncode == 0
+    assert agentctx(env, "reset", "B").returncode == 0
+    out = agentctx(env, "log").stdout.splitlines()
+    assert len(out) == 3 and "B" in out[0] and "bumped +3 → 3.0" in out[0]
+    assert "long refactor" in out[0] and "satisfied full" in out[1] and "reset" in out[2]
+    assert time.strftime("%Y-%m-%d") in out[0]  # local time
+    only_b = agentctx(env, "log", "b").stdout.splitlines()
+    assert len(only_b) == 2 and all(" B " in line for line in only_b)
+    assert agentctx(env, "log", "--limit", "1").stdout.count("\n") == 1
+    assert agentctx(env, "log", "--since", "1h").stdout.count("\n") == 3
+    assert agentctx(env, "log", "--since", "2999-01-01T00:00").stdout == ""
+    rows = [json.loads(line) for line in agentctx(env, "log", "--json").stdout.splitlines()]
+    assert [r["kind"] for r in rows] == ["bumped", "satisfied", "reset"]
+    bad = agentctx(env, "log", "--since", "yesterday")
+    assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "agentctx", "log", "--follow", "--limit", "0"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        assert agentctx(env, "bump", "C", "--amount", "2").returncode == 0
+        assert follow.stdout is not None
+        line = follow.stdout.readline()
+        assert "C" in line and "bumped +2" in line
+    finally:
+        follow.kill()
+        follow.wait()
+    assert d.proc is not None
