@@ -73,9 +73,8 @@ def test_kill9_loop_leaves_each_acked_change_exactly_once(make_daemon: Factory) 
             acked.add(str(req["request_id"]))
         pressure = c.request({"type": "get"})["drives"]["B"]["pressure"]
     d.stop()
-    logged = Counter(
-        e["request_id"] for e in history.read_history(d.state_dir) if e.get("request_id")
-    )
+    entries = list(history.read_history(d.state_dir))
+    logged = Counter(e["request_id"] for e in entries if e.get("request_id"))
     assert len(acked) > 30
     assert set(logged) == acked  # nothing lost, nothing that was never applied
     assert all(n == 1 for n in logged.values())  # each exactly once
