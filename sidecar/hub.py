@@ -269,8 +269,10 @@ class Hub:
         atomic_write(self.durable_path, encode_durable(state), durable=True)
         self.last_save = state.saved_at
         self.saved_lease = max(self.saved_lease, state.seq_lease)
-        if self.history_dir is not None and state.unlogged:
-            events = state.unlogged
+        # Saves run one at a time, but the state each carries was taken on the loop,
+        # possibly before the previous save appended some of its events: skip those.
+        events = [e for e in state.unlogged if (e.seq, e.n) > self.logged_upto]
+        if self.history_dir is not None and events:
             if self._history_suspect:  # a failed append may have written part of it
                 history.repair_tail(self.history_dir)
                 last = history.last_position(self.history_dir)
@@ -278,8 +280,8 @@ class Hub:
             self._history_suspect = True
             history.append(self.history_dir, [encode(e) for e in events])
             self._history_suspect = False
-            last_event = state.unlogged[-1]
-            self.logged_upto = max(self.logged_upto, (last_event.seq, last_event.n))
+            newest = state.unlogged[-1]  # all of them are in the file now
+            self.logged_upto = max(self.logged_upto, (newest.seq, newest.n))
 
     def _write_snapshot(self, state_json: bytes) -> None:
         # Pretty-printed: `cat` on this file is how a person debugs the daemon.

@@ -83,6 +83,37 @@ def test_kill9_loop_leaves_each_acked_change_exactly_once(make_daemon: Factory) 
     assert positions == sorted(set(positions))  # ordered, no line twice
 
 
+def test_pipelined_requests_and_actions_are_logged_once(
+    make_daemon: Factory, tmp_path: Path
+) -> None:
+    """Saves overlap with new events (pipelined requests, an action starting right
+    after its trigger's save): none may be appended twice."""
+    trig = {"threshold": 10.0, "activity_driven": True, "on_trigger": ["true"]}
+    d = make_daemon({"B": BUCKET, "T": trig}, tick_interval=0.01)
+    ids = [rid() for _ in range(300)]
+    with RawClient(d.socket) as c:
+        c.hello(subscribe=False)
+        for i, request_id in enumerate(ids):  # all sent before any ack is read
+            c.send({"type": "bump", "id": i, "request_id": request_id, "drive": "B", "amount": 1})
+        c.send({"type": "bump", "id": 999, "request_id": "t", "drive": "T", "amount": 12})
+        acks = [c.recv_until(lambda m: m["type"] == "ack")[0] for _ in range(len(ids) + 1)]
+    assert len(acks) == len(ids) + 1
+    deadline = time.monotonic() + 20
+    while not any(e["kind"] == "action_finished" for e in history.read_history(d.state_dir)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    d.stop()
+    entries = list(history.read_history(d.state_dir))
+    positions = [(e["seq"], e.get("n", 0)) for e in entries]
+    assert len(positions) == len(set(positions))  # no line twice
+    kinds = Counter(e["kind"] for e in entries if e["drive"] == "T")
+    assert kinds["triggered"] == kinds["action_started"] == kinds["action_finished"] == 1
+    assert Counter(e.get("request_id") for e in entries if e["kind"] == "bumped") == {
+        **dict.fromkeys(ids, 1),
+        "t": 1,
+    }
+
+
 def test_a_torn_last_line_is_survived(make_daemon: Factory) -> None:
     d = make_daemon({"B": BUCKET}, tick_interval=3600)
     with d.client(subscribe=False) as c:
