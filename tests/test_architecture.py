@@ -90,11 +90,12 @@ def test_one_exception_tree() -> None:
                     )
 
 
-def test_the_hook_path_stays_light(tmp_path: Path) -> None:
-    """`agentctx context --hook claude` with no sidecar: only the stdlib it needs."""
+@pytest.mark.parametrize("agent", ["claude", "codex", "gemini"])
+def test_the_hook_path_stays_light(tmp_path: Path, agent: str) -> None:
+    """`agentctx context --hook AGENT` with no sidecar: only the stdlib it needs."""
     probe = (
         "import sys, runpy\n"
-        "sys.argv = ['agentctx', 'context', '--hook', 'claude']\n"
+        f"sys.argv = ['agentctx', 'context', '--hook', {agent!r}]\n"
         "try:\n"
         "    runpy.run_module('agentctx', run_name='__main__')\n"
         "except SystemExit:\n"
@@ -111,7 +112,7 @@ def test_the_hook_path_stays_light(tmp_path: Path) -> None:
         [sys.executable, "-c", probe],
         env=env,
         cwd=REPO,
-        input='{"session_id": "s1", "hook_event_name": "UserPromptSubmit"}',
+        input='{"session_id": "s1"}',  # each agent's per-turn event
         capture_output=True,
         text=True,
     )

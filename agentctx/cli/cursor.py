@@ -40,7 +40,8 @@ def _path(session_id: str) -> str:
     else:
         import hashlib  # only for odd ids; keeps the per-turn hook's imports small
 
-        name = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+        # surrogatepass: an id from JSON may hold a lone surrogate ("\ud800")
+        name = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return os.path.join(cursor_dir(), f"{name}.json")
 
 
