@@ -98,6 +98,9 @@ def _fast_context(argv: list[str]) -> Any:
     rest = argv[1:]
     while rest:
         flag = rest.pop(0)
+        if flag.startswith("--") and "=" in flag:  # --hook=codex
+            flag, _, inline = flag.partition("=")
+            rest.insert(0, inline)
         opt = CONTEXT_OPTIONS.get(flag)
         if opt is None:
             return None
