@@ -3,7 +3,7 @@
 Exit codes (also in --help):
   0  success (for satisfy/bump/reset: acknowledged, or queued in the spool)
   1  an error: the request was refused (unknown drive, bad value), an unreadable
-     snapshot; `doctor` found a problem
+     snapshot or agent settings file; `doctor` or `hooks status` found a problem
   2  bad command line
   3  no drive state at all: no sidecar answering and no snapshot file
 
@@ -49,8 +49,8 @@ EXIT_NO_STATE: Final = 3
 
 EPILOG = """\
 exit codes: 0 ok (satisfy/bump/reset: acked or queued), 1 error (refused request,
-unreadable snapshot, doctor found a problem), 2 bad command line, 3 no drive state
-at all (no sidecar and no snapshot).
+unreadable snapshot, unreadable agent settings, doctor or hooks status found a
+problem), 2 bad command line, 3 no drive state at all (no sidecar and no snapshot).
 A hook (context --hook claude|codex|gemini) always exits 0; on failure it prints
 nothing and one line on stderr.
 """
@@ -186,6 +186,35 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--reason")
 
     command("doctor", "check the setup and say what to fix")
+
+    # the hooks command's module loads only when it runs (subprocess, tomllib, ...)
+    h = command("hooks", "put live drives into Claude Code, Codex and Gemini CLI sessions")
+    h.add_argument("action", choices=["install", "uninstall", "status"])
+    h.add_argument(
+        "agent",
+        nargs="?",
+        choices=list(AGENT_EVENTS),
+        help="default: install into every agent whose settings directory exists; "
+        "uninstall from and show all",
+    )
+    h.add_argument(
+        "--project",
+        action="store_true",
+        help="the project settings under the working directory (./.claude, ./.gemini) "
+        "instead of your user settings",
+    )
+    h.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="install: the drive block when a session starts, then only after a drive "
+        "changed band or was satisfied, bumped or reset (default: every turn)",
+    )
+    h.add_argument(
+        "--no-trust",
+        action="store_true",
+        help="install codex: leave $CODEX_HOME/config.toml alone (Codex then skips the "
+        "hooks until you accept its hooks prompt)",
+    )
     return p
 
 
@@ -276,6 +305,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def cmd_hooks(args: argparse.Namespace) -> int:
+    from agentctx.cli.hooks import run
+
+    return run(args)
+
+
 COMMANDS = {
     "status": cmd_status,
     "context": cmd_context,
@@ -284,6 +319,7 @@ COMMANDS = {
     "reset": cmd_reset,
     "watch": cmd_watch,
     "doctor": cmd_doctor,
+    "hooks": cmd_hooks,
 }
 
 
