@@ -31,7 +31,7 @@ CONFIG = "[drives.CARE]\nthreshold = 20\nrate_per_hour = 2.0\n"
 
 def _hook(agent: str, changes_only: bool = False) -> tuple[list[str], bytes]:
     """The installed hook for *agent*'s per-turn event, as the agent runs it."""
-    event = AGENTS[agent].events[-1]
+    event = AGENTS[agent].turn_event
     stdin = json.dumps(sample_stdin(AGENTS[agent], event)).encode()
     return [SHELL, "-c", hook_command(agent, changes_only)], stdin
 

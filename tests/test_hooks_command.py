@@ -86,10 +86,7 @@ def test_install_merges_and_uninstall_restores(home: dict[str, str]) -> None:
     out = ok(hooks(home, "install", "claude"))
     ours = f"{shlex.quote(str(AGENTCTX))} context --hook claude"
     assert ours in out and str(settings) in out
-    assert commands(settings) == {
-        "UserPromptSubmit": ["/usr/local/bin/my-own-hook", ours],
-        "SessionStart": [ours],
-    }
+    assert commands(settings) == {"UserPromptSubmit": ["/usr/local/bin/my-own-hook", ours]}
     assert json.loads(settings.read_text())["model"] == "opus"
     backup = settings.with_name("settings.json.agentctx-backup")
     assert backup.read_bytes() == original
@@ -114,8 +111,8 @@ def test_flags_and_moves_replace_the_entry_instead_of_adding_one(home: dict[str,
     ok(hooks(home, "install", "claude", "--changes-only"))
     ours = f"{shlex.quote(str(AGENTCTX))} context --hook claude --changes-only"
     assert commands(settings) == {"UserPromptSubmit": [ours], "SessionStart": [ours]}
-    ok(hooks(home, "install", "claude"))
-    assert commands(settings)["UserPromptSubmit"] == [ours.removesuffix(" --changes-only")]
+    ok(hooks(home, "install", "claude"))  # every turn: no SessionStart hook, it would repeat
+    assert commands(settings) == {"UserPromptSubmit": [ours.removesuffix(" --changes-only")]}
 
 
 def test_gemini_gets_before_agent_only(home: dict[str, str]) -> None:
@@ -140,7 +137,7 @@ def test_codex_trust_is_recorded_and_taken_back(home: dict[str, str]) -> None:
     config.write_text('model = "o4"\n\n[hooks.state."elsewhere:stop:0:0"]\ntrusted_hash = "x"\n')
     original = config.read_bytes()
 
-    ok(hooks(home, "install", "codex"))
+    ok(hooks(home, "install", "codex", "--changes-only"))
     state = tomllib.loads(config.read_text())["hooks"]["state"]
     hooks_file = codex / "hooks.json"
     # keyed by position: our UserPromptSubmit group comes after the user's
@@ -156,7 +153,7 @@ def test_codex_trust_is_recorded_and_taken_back(home: dict[str, str]) -> None:
         if v != state["elsewhere:stop:0:0"]
     )
     text = config.read_bytes()
-    ok(hooks(home, "install", "codex"))
+    ok(hooks(home, "install", "codex", "--changes-only"))
     assert config.read_bytes() == text  # idempotent
     assert "✓ trusted" in hooks(home, "status", "codex").stdout
 
@@ -167,7 +164,7 @@ def test_codex_trust_is_recorded_and_taken_back(home: dict[str, str]) -> None:
 def test_codex_stale_trust_for_our_position_is_replaced(home: dict[str, str]) -> None:
     """Trust the Codex prompt wrote for an older command at our position."""
     codex = Path(home["HOME"]) / ".codex"
-    key = f"{codex / 'hooks.json'}:session_start:0:0"
+    key = f"{codex / 'hooks.json'}:user_prompt_submit:0:0"
     config = codex / "config.toml"
     codex.mkdir()
     config.write_text(f'[hooks.state."{key}"]\ntrusted_hash = "sha256:old"\nenabled = true\n')
@@ -191,7 +188,7 @@ def test_no_trust_leaves_codex_config_alone(home: dict[str, str]) -> None:
         ("claude", ".claude/settings.json", "{ // a comment\n}", "not plain JSON"),
         ("gemini", ".gemini/settings.json", "[1]", "not a JSON object"),
         ("claude", ".claude/settings.json", '{"hooks": []}', '"hooks" is a list'),
-        ("codex", ".codex/hooks.json", '{"hooks": {"SessionStart": 1}}', "not a list"),
+        ("codex", ".codex/hooks.json", '{"hooks": {"UserPromptSubmit": 1}}', "not a list"),
         ("codex", ".codex/config.toml", "model = ", "not valid TOML"),
         ("codex", ".codex/config.toml", "[hooks]\nstate = { a = 1 }\n", "invalid TOML"),
     ],
@@ -239,7 +236,9 @@ def test_status_dry_runs_the_installed_command(home: dict[str, str], make_daemon
     assert down.returncode == 1 and "no sidecar answering" in down.stdout
     make_daemon()
     up = ok(hooks(home, "status", "claude"))
-    assert up.count("dry run: ok") == 2  # SessionStart and UserPromptSubmit
+    assert up.count("dry run: ok") == 1
+    ok(hooks(home, "install", "claude", "--changes-only"))
+    assert ok(hooks(home, "status", "claude")).count("dry run: ok") == 2  # + SessionStart
     settings = Path(home["HOME"]) / ".claude" / "settings.json"
     doc = json.loads(settings.read_text())
     settings.write_text(json.dumps({**doc, "disableAllHooks": True}))
@@ -263,8 +262,8 @@ def test_a_path_with_spaces_and_a_dotfiles_symlink(
 
     ok(hooks(home, "install", "claude", exe=spaced))
     assert link.is_symlink()
-    assert commands(dotfiles)["SessionStart"] == [f"'{spaced}' context --hook claude"]
-    assert ok(hooks(home, "status", "claude")).count("dry run: ok") == 2
+    assert commands(dotfiles)["UserPromptSubmit"] == [f"'{spaced}' context --hook claude"]
+    assert ok(hooks(home, "status", "claude")).count("dry run: ok") == 1
 
 
 def test_python_m_agentctx_writes_the_console_script(home: dict[str, str]) -> None:
@@ -278,6 +277,6 @@ def test_python_m_agentctx_writes_the_console_script(home: dict[str, str]) -> No
         timeout=CLI_TIMEOUT,
     )
     ok(result)
-    (command,) = commands(Path(home["HOME"]) / ".codex" / "hooks.json")["SessionStart"]
+    (command,) = commands(Path(home["HOME"]) / ".codex" / "hooks.json")["UserPromptSubmit"]
     assert shlex.split(command)[0] == str(AGENTCTX)
     assert os.access(shlex.split(command)[0], os.X_OK)

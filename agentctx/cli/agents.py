@@ -57,9 +57,18 @@ class Agent:
     records_trust: bool = False  # install writes the agent's trust entries (Codex)
     stdin_extra: dict[str, str] = field(default_factory=dict)  # its own hook stdin fields
 
+    def events(self, changes_only: bool) -> tuple[str, ...]:
+        """The events install registers. Every turn: the per-turn event alone (a
+        SessionStart hook would only repeat the block its first prompt brings anyway).
+        Changes only: SessionStart too, the one call that puts the block back into a
+        context that starts without it (startup, /clear, compaction) while the per-turn
+        hook keeps quiet."""
+        accepted = AGENT_EVENTS[self.name]
+        return accepted if changes_only else accepted[-1:]
+
     @property
-    def events(self) -> tuple[str, ...]:
-        return AGENT_EVENTS[self.name]
+    def turn_event(self) -> str:
+        return AGENT_EVENTS[self.name][-1]
 
     def settings_path(self, project: bool) -> Path:
         if project:

@@ -42,8 +42,8 @@ __all__ = [
     "read_hook_input",
 ]
 
-# The events each agent takes context from, which are also the events
-# `agentctx hooks install` registers. A new agent (OpenClaw) is one more entry.
+# The events each agent takes context from, its per-turn event last; `agentctx hooks
+# install` registers these (agentctx.cli.agents). A new agent (OpenClaw) is one more entry.
 AGENT_EVENTS: Final[dict[str, tuple[str, ...]]] = {
     "claude": ("SessionStart", "UserPromptSubmit"),
     "codex": ("SessionStart", "UserPromptSubmit"),

@@ -129,7 +129,8 @@ def install(agent: Agent, project: bool, changes_only: bool, record_trust: bool)
     path = agent.settings_path(project).absolute()
     doc, raw = settings.load(path)
     command = hook_command(agent.name, changes_only)
-    wanted = {event: agent.handler(command) for event in agent.events}
+    events = agent.events(changes_only)
+    wanted = {event: agent.handler(command) for event in events}
     changed, placed = settings.place(doc, agent.name, wanted, path)
     # Everything is checked before anything is written: a bad config.toml leaves
     # the settings file untouched too.
@@ -146,7 +147,7 @@ def install(agent: Agent, project: bool, changes_only: bool, record_trust: bool)
         print(f"{agent.name}: installed in {path}" + (f" (previous: {backup})" if backup else ""))
     else:
         print(f"{agent.name}: already installed in {path}, nothing changed")
-    print(f"  {', '.join(agent.events)} run: {command}")
+    print(f"  {', '.join(events)} run: {command}")
     print(
         "  the drive block goes into "
         + (
@@ -195,8 +196,8 @@ def status(agent: Agent, path: Path, named: bool) -> int:
         return int(named)
     problems = 0
     print(f"{agent.name}: installed in {path}")
-    events = [event for event, *_ in placed]
-    missing = [e for e in agent.events if e not in events]
+    changes_only = any("--changes-only" in shlex.split(h["command"]) for *_, h in placed)
+    missing = [e for e in agent.events(changes_only) if e not in {p[0] for p in placed}]
     if missing:
         print(f"  ✗ no hook for {', '.join(missing)}: run agentctx hooks install {agent.name}")
         problems += 1
