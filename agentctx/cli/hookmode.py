@@ -18,12 +18,12 @@ against the real CLIs (tests/test_agents_e2e.py proves it on every CI run):
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import sys
 import time
 
+from agentctx._core import fastjson
 from agentctx._core.errors import ProtocolError
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -125,7 +125,7 @@ def parse_hook_input(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = fastjson.loads(raw)
     except ValueError as exc:  # UnicodeDecodeError (invalid UTF-8) is a ValueError too
         raise ProtocolError(f"hook stdin is not JSON ({exc})") from None
     except RecursionError:  # `[[[[...` nested deeper than the C parser recurses
@@ -161,7 +161,9 @@ def hook_output(agent: str, event: str, text: str) -> str:
     stdout encoding can break it."""
     if agent == "gemini":
         text = text.translate(_NO_TAGS)
-    return json.dumps({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})
+    return fastjson.dumps(
+        {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
+    )
 
 
 def _short(value: object) -> str:
