@@ -214,19 +214,23 @@ class Codex(Agent):
     name = "codex"
     request_path = "/v1/responses"
 
+    # CODEX_HOME through a symlink, as a dotfiles setup has it: Codex keys its hook
+    # trust by the canonical path, so this is the case that proves the trust entries
+
     def agent_env(self) -> dict[str, str]:
-        return {"CODEX_HOME": str(self.home / ".codex"), "STUB_API_KEY": "sk-stub"}
+        return {"CODEX_HOME": str(self.home / "codex-link"), "STUB_API_KEY": "sk-stub"}
 
     @property
     def settings(self) -> Path:
-        return self.home / ".codex" / "hooks.json"
+        return self.home / "codex-link" / "hooks.json"
 
     @property
     def config(self) -> Path:
-        return self.home / ".codex" / "config.toml"
+        return self.home / "codex-link" / "config.toml"
 
     def preseed(self) -> None:
-        self.settings.parent.mkdir()
+        (self.home / ".codex").mkdir()
+        (self.home / "codex-link").symlink_to(self.home / ".codex")
         self.config.write_text(
             'model = "stub-model"\nmodel_provider = "stub"\n'
             "check_for_update_on_startup = false\n\n"

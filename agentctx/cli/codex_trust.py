@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -42,7 +43,10 @@ def _snake(event: str) -> str:
 
 
 def entries(hooks_file: Path, placed: list[Placed]) -> list[Entry]:
-    """The trust entries Codex expects for our *placed* handlers in *hooks_file*."""
+    """The trust entries Codex expects for our *placed* handlers in *hooks_file*. Codex
+    keys them by the file's canonical path: a symlinked $CODEX_HOME (dotfiles) must
+    not leave the hooks untrusted."""
+    where = os.path.realpath(hooks_file)
     out = []
     for event, group, index, handler in placed:
         identity: dict[str, Any] = {
@@ -59,7 +63,7 @@ def entries(hooks_file: Path, placed: list[Placed]) -> list[Entry]:
         digest = hashlib.sha256(
             json.dumps(identity, separators=(",", ":"), sort_keys=True).encode()
         ).hexdigest()
-        out.append((f"{hooks_file}:{_snake(event)}:{group}:{index}", f"sha256:{digest}"))
+        out.append((f"{where}:{_snake(event)}:{group}:{index}", f"sha256:{digest}"))
     return out
 
 
