@@ -225,6 +225,8 @@ def test_project_scope(home: dict[str, str]) -> None:
     ok(hooks(home, "install", "claude", "--project"))
     assert commands(project / ".claude" / "settings.json")
     assert not (Path(home["HOME"]) / ".claude").exists()
+    both = ok(hooks(home, "install", "claude"))  # the agent would run both: say so
+    assert "warning: also installed in" in both and "uninstall claude --project" in both
     shown = hooks(home, "status", "--project").stdout  # (exit 1: no sidecar for the dry run)
     assert f"claude: installed in {project / '.claude' / 'settings.json'}" in shown
 

@@ -158,13 +158,32 @@ def install(agent: Agent, project: bool, changes_only: bool, record_trust: bool)
     )
     if new != text:
         settings.write_with_backup(config, new.encode(), text.encode() if text else None)
-    for warning in agent.warnings(doc, command):
+    for warning in agent.warnings(doc, command) + _also_installed(agent, project):
         print(f"  warning: {warning}")
     if trusting:
         print(f"  trusted in {config} (the entries Codex writes when you accept its prompt)")
         print(f"  next: nothing; check it: agentctx hooks status {agent.name}")
     else:
         print(f"  next: {agent.next_step}; check it: agentctx hooks status {agent.name}")
+
+
+def _also_installed(agent: Agent, project: bool) -> list[str]:
+    """Our hooks in the other scope too: the agent would run both and inject twice."""
+    if agent.project_dir is None:
+        return []
+    here = agent.settings_path(project).absolute()
+    other = agent.settings_path(not project).absolute()
+    try:
+        doc, _raw = settings.load(other)
+    except AgentctxError:
+        return []  # that file's problem is reported when someone installs there
+    if other.resolve() == here.resolve() or not settings.find_ours(doc, agent.name):
+        return []
+    flag = "" if project else " --project"  # the flag that names the other file
+    return [
+        f"also installed in {other}: the agent would run both; to keep only this one: "
+        f"agentctx hooks uninstall {agent.name}{flag}"
+    ]
 
 
 def uninstall(agent: Agent, project: bool) -> None:
