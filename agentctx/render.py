@@ -8,7 +8,6 @@ budget by dropping detail before dropping drives.
 
 from __future__ import annotations
 
-import json
 import time
 
 from agentctx.state import FUTURE_TOLERANCE_S, DriveState
@@ -61,28 +60,22 @@ def _num(x: Any) -> str:
     return f"{float(x):.1f}"
 
 
-def _instant(text: Any) -> float | None:
-    """An ISO-8601 time from the state as a Unix time (None if absent or unreadable)."""
-    if not isinstance(text, str) or not text:
-        return None
-    from datetime import datetime  # only for a satisfied drive: not on every hook call
-
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
+def _clock(text: Any) -> str:
+    """The time of day of an ISO-8601 UTC instant from the state ("09:41:07 UTC"), or ""."""
+    if isinstance(text, str) and len(text) >= 19 and text[10] == "T" and text.endswith("+00:00"):
+        return f" at {text[11:19]} UTC"
+    return ""
 
 
-def _drive_line(name: str, d: dict[str, Any], with_description: bool, tick_ts: float) -> str:
+def _drive_line(name: str, d: dict[str, Any], with_description: bool) -> str:
     pct = round(float(d.get("ratio", 0)) * 100)
     line = (
         f"{_MARK.get(d.get('band', ''), '🟢')} {name}: {_num(d.get('pressure', 0))}/"
         f"{float(d.get('threshold', 0)):g} ({pct}%, {d.get('band', '?')})"
     )
     if d.get("status") == "satisfied":
-        when = _instant(d.get("last_satisfied"))
-        ago = f" {_age(max(0.0, tick_ts - when))} ago" if when is not None else ""
-        line += f" ✓ satisfied{ago}"
+        # when, not "just": a shallow satisfaction can leave the drive elevated
+        line += f" ✓ satisfied{_clock(d.get('last_satisfied'))}"
     desc = d.get("description")
     if with_description and desc:
         line += f" — {desc}"
@@ -118,7 +111,7 @@ def markdown(state: DriveState, max_chars: int = DEFAULT_MAX_CHARS) -> str:
                     item += f" — {prompt.splitlines()[0]}"
                 lines.append(item)
             lines.append("")
-        lines += [_drive_line(n, d, descriptions, state.tick_ts) for n, d in drives[:keep]]
+        lines += [_drive_line(n, d, descriptions) for n, d in drives[:keep]]
         if keep < len(drives):
             lines.append(f"… and {len(drives) - keep} more")
         return lines
@@ -177,4 +170,6 @@ def to_json(state: DriveState) -> str:
         stale=state.stale,
         read_at=round(time.time(), 3),
     )
+    import json  # here only: the hook path renders markdown(), and json costs it ~9 ms
+
     return json.dumps(out, indent=2, ensure_ascii=False)

@@ -2,10 +2,14 @@
 
 Exit codes (also in --help):
   0  success (for satisfy/bump/reset: acknowledged, or queued in the spool)
-  1  an error: the request was refused (unknown drive, bad value), bad hook input,
-     an unreadable snapshot; `doctor` found a problem
+  1  an error: the request was refused (unknown drive, bad value), an unreadable
+     snapshot or agent settings file; `doctor` or `hooks status` found a problem
   2  bad command line
   3  no drive state at all: no sidecar answering and no snapshot file
+
+A hook (`context --hook claude|codex|gemini`) always exits 0: whatever fails, it
+prints nothing on stdout and one line on stderr, because exit 2 blocks the user's
+prompt in all three agents and stray stdout would be injected as context.
 
 The hook path (`context`) imports only the stdlib modules it needs: every
 agent turn starts a fresh process, so start-up time is the hook's latency.
@@ -13,18 +17,24 @@ agent turn starts a fresh process, so start-up time is the hook's latency.
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import sys
 
 from agentctx._core.errors import (
     AgentctxError,
     DaemonUnavailable,
-    ProtocolError,
     RequestFailed,
     StoreError,
     UsageError,
+)
+from agentctx.cli.hookmode import (
+    fast_context,
+    hook_agent,
+    hook_fields,
+    hook_output,
+    parse_quietly,
+    read_hook_input,
+    run_hook,
 )
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -40,159 +50,12 @@ EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_NO_STATE: Final = 3
 DEFAULT_READ_TIMEOUT: Final = 0.5  # socket wait of status and after a request
-HOOK_STDIN_WAIT: Final = 0.5  # a hook must never hang on a stdin nobody closes
-HOOK_STDIN_MAX: Final = 1 << 20
-
-EPILOG = """\
-exit codes: 0 ok (satisfy/bump/reset: acked or queued), 1 error (refused request,
-bad hook input, unreadable snapshot, doctor found a problem), 2 bad command line,
-3 no drive state at all (no sidecar and no snapshot).
-"""
-
-
-# The options of `context`, the per-turn hook. This one table builds the argparse
-# subcommand (help, errors) and drives _fast_context(), which parses the usual
-# hook command line without argparse: building the parser costs ~10 ms
-# (argparse, gettext, locale, shutil) of a hook whose whole budget is ~35 ms.
-CONTEXT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
-    "--hook": {
-        "choices": ["claude", "plain"],
-        "default": "plain",
-        "help": "claude: Claude Code hook JSON from the hook's stdin; plain: markdown",
-    },
-    "--changes-only": {
-        "action": "store_true",
-        "help": "print nothing unless a band moved or a drive was satisfied, "
-        "bumped or reset since this session's last injection",
-    },
-    "--max-chars": {
-        "type": int,
-        "default": 2000,
-        "metavar": "N",
-        "help": "character budget of the block (default 2000)",
-    },
-    "--session": {
-        "default": None,
-        "metavar": "ID",
-        "help": "session id for --changes-only (claude mode reads it from stdin)",
-    },
-    "--timeout": {"type": float, "default": 0.1, "help": "socket wait, seconds (default 0.1)"},
-}
-
-
-def _fast_context(argv: list[str]) -> Any:
-    """`context` arguments parsed by CONTEXT_OPTIONS alone, or None to let argparse
-    handle anything unusual (help, typos, bad values: its messages are better)."""
-    if not argv or argv[0] != "context":
-        return None
-    import types
-
-    values = {k[2:].replace("-", "_"): o.get("default", False) for k, o in CONTEXT_OPTIONS.items()}
-    rest = argv[1:]
-    while rest:
-        flag = rest.pop(0)
-        opt = CONTEXT_OPTIONS.get(flag)
-        if opt is None:
-            return None
-        key = flag[2:].replace("-", "_")
-        if opt.get("action") == "store_true":
-            values[key] = True
-            continue
-        if not rest:
-            return None
-        try:
-            value = opt.get("type", str)(rest.pop(0))
-        except ValueError:
-            return None
-        if "choices" in opt and value not in opt["choices"]:
-            return None
-        values[key] = value
-    return types.SimpleNamespace(command="context", **values)
 
 
 def _parser() -> argparse.ArgumentParser:
-    import argparse  # only here: the hook's usual path never builds a parser
+    from agentctx.cli.parser import build  # only here: the hook's usual path never needs it
 
-    from agentctx._core.protocol import DEPTHS
-    from agentctx._core.version import __version__
-
-    class _Formatter(argparse.RawDescriptionHelpFormatter):
-        """argparse's formatter, sized without shutil (which argparse imports for every
-        add_argument just to learn the terminal width: ~3 ms of every hook call)."""
-
-        def __init__(
-            self,
-            prog: str,
-            indent_increment: int = 2,
-            max_help_position: int = 24,
-            width: int | None = None,
-        ) -> None:
-            if width is None:
-                try:
-                    width = int(os.environ.get("COLUMNS", "")) - 2
-                except ValueError:
-                    try:
-                        width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
-                    except (OSError, ValueError):
-                        width = 78
-            super().__init__(prog, indent_increment, max_help_position, width)
-
-    p = argparse.ArgumentParser(
-        prog="agentctx",
-        epilog=EPILOG,
-        formatter_class=_Formatter,
-        description="Live drive state for AI agent sessions (client of agentctx-sidecar).",
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, formatter_class=_Formatter)
-
-    s = command("status", "the drives now, as a table (or JSON)")
-    s.add_argument("--json", action="store_true", help="JSON with source and age")
-    s.add_argument(
-        "--timeout", type=float, default=0.5, metavar="S", help="socket wait, seconds (0.5)"
-    )
-
-    command("watch", "a live view that updates in place (lines when piped)")
-
-    c = command("context", "the drive block for an agent's context (hooks)")
-    for flag, spec in CONTEXT_OPTIONS.items():
-        c.add_argument(flag, **spec)
-
-    reason = "why, for the history and the other sessions (e.g. 'checked in')"
-    sa = command("satisfy", "satisfy a drive (cut its pressure)")
-    sa.add_argument("drive", help="drive name, any case (e.g. CARE)")
-    g = sa.add_mutually_exclusive_group()
-    g.add_argument(
-        "--depth",
-        choices=list(DEPTHS),
-        help="cut by 30/50/75/100 %% (default moderate)",
-    )
-    g.add_argument("--amount", type=float, metavar="X", help="cut by this much pressure")
-    sa.add_argument("--reason", metavar="R", help=reason)
-
-    b = command("bump", "add pressure to a drive (how activity-driven drives grow)")
-    b.add_argument("drive", help="drive name, any case (e.g. REST)")
-    b.add_argument(
-        "--amount", type=float, required=True, metavar="X", help="pressure to add (capped)"
-    )
-    b.add_argument("--reason", metavar="R", help=reason)
-
-    r = command("reset", "set a drive's pressure (or every drive's) to zero")
-    r.add_argument("drive", nargs="?", help="drive name; omitted: every drive")
-    r.add_argument("--reason", metavar="R", help=reason)
-
-    lg = command("log", "the history of satisfactions, bumps, triggers, actions...")
-    lg.add_argument("drive", nargs="?", help="only this drive")
-    lg.add_argument("--since", metavar="WHEN", help="2h, 30m, 1d ago, or a local ISO time")
-    lg.add_argument("--limit", type=int, default=20, metavar="N", help="the newest N entries (20)")
-    lg.add_argument("--json", action="store_true", help="one JSON object per line")
-    lg.add_argument("--follow", "-f", action="store_true", help="then print new events live")
-
-    command("doctor", "check the setup and say what to fix")
-    return p
+    return build()
 
 
 def _read(timeout: float) -> Any:
@@ -209,41 +72,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hook_input() -> dict[str, Any]:
-    if sys.stdin is None or sys.stdin.isatty():
-        return {}
-    ready, _, _ = select.select([sys.stdin], [], [], HOOK_STDIN_WAIT)
-    if not ready:
-        return {}
-    raw = sys.stdin.buffer.read(HOOK_STDIN_MAX)
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ProtocolError(f"hook stdin is not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("hook stdin is not a JSON object")
-    return data
-
-
 def cmd_context(args: argparse.Namespace) -> int:
     from agentctx.render import markdown
 
-    hook: dict[str, Any] = _hook_input() if args.hook == "claude" else {}
-    session = args.session or hook.get("session_id")
-    if session is not None and not isinstance(session, str):
-        raise ProtocolError("hook stdin: session_id must be a string")
-    event = hook.get("hook_event_name", "UserPromptSubmit")
-    if not isinstance(event, str):
-        raise ProtocolError("hook stdin: hook_event_name must be a string")
+    agent = None if args.hook == "plain" else args.hook
+    session, event, fresh = args.session, "", False
+    if agent is not None:
+        hook_session, event, fresh = hook_fields(agent, read_hook_input())
+        session = session or hook_session
     state = _read(args.timeout)
     if session:
         from agentctx.cli.cursor import changed_since, load_cursor, save_cursor
 
-        if args.changes_only and not changed_since(state, load_cursor(session)):
+        if args.changes_only and not fresh and not changed_since(state, load_cursor(session)):
             return EXIT_OK
-    _emit(args.hook, event, markdown(state, args.max_chars))
+    text = markdown(state, args.max_chars)
+    out = text if agent is None else hook_output(agent, event, text)
+    sys.stdout.write(out + "\n")
+    sys.stdout.flush()
     if session:
         # Every injection moves the session's cursor, so a SessionStart injection is
         # not repeated by the first --changes-only prompt after it.
@@ -252,14 +98,6 @@ def cmd_context(args: argparse.Namespace) -> int:
         except (OSError, StoreError) as exc:  # worst case: the next turn injects again
             print(f"agentctx: could not save the session cursor: {exc}", file=sys.stderr)
     return EXIT_OK
-
-
-def _emit(mode: str, event: str, text: str) -> None:
-    if mode == "claude":
-        out = {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
-        print(json.dumps(out, ensure_ascii=False))
-    else:
-        print(text)
 
 
 def _report(receipt: Any, what: str, drive: str | None = None, bumped: float | None = None) -> int:
@@ -332,6 +170,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def cmd_hooks(args: argparse.Namespace) -> int:
+    from agentctx.cli.hooks import run
+
+    return run(args)
+
+
 COMMANDS = {
     "status": cmd_status,
     "context": cmd_context,
@@ -341,12 +185,15 @@ COMMANDS = {
     "watch": cmd_watch,
     "doctor": cmd_doctor,
     "log": cmd_log,
+    "hooks": cmd_hooks,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _fast_context(argv) or _parser().parse_args(argv)
+    if hook_agent(argv) is not None:
+        return run_hook(lambda: cmd_context(fast_context(argv) or parse_quietly(_parser, argv)))
+    args = fast_context(argv) or _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except DaemonUnavailable as exc:
