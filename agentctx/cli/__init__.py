@@ -174,6 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--reason")
 
     command("doctor", "check the setup and say what to fix")
+
+    h = command("hooks", "put the live drive block into an agent's turns (OpenClaw)")
+    h.add_argument("action", choices=["install", "uninstall", "status"])
+    h.add_argument("agent", choices=["openclaw"])
     return p
 
 
@@ -289,6 +293,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def cmd_hooks(args: argparse.Namespace) -> int:
+    from agentctx.cli.openclaw import run
+
+    return run(args.action)
+
+
 COMMANDS = {
     "status": cmd_status,
     "context": cmd_context,
@@ -297,6 +307,7 @@ COMMANDS = {
     "reset": cmd_reset,
     "watch": cmd_watch,
     "doctor": cmd_doctor,
+    "hooks": cmd_hooks,
 }
 
 
