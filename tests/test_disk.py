@@ -161,7 +161,7 @@ def test_fifo_or_device_never_blocks(
     if where == "snapshot":  # a reader with no daemon: an error at once, not a hang
         with pytest.raises(StoreError, match="not a regular file"):
             agentctx.read_snapshot()
-    d = make_daemon({"B": BUCKET}, tick_interval=0.1)  # starts, does not block
+    make_daemon({"B": BUCKET}, tick_interval=0.1)  # starts, does not block
     assert agentctx.read().source == "socket"
     if where == "spool":
         assert (dirs["state"] / "spool" / "rejected" / path.name).exists()
