@@ -15,10 +15,10 @@ each equal to what the schema encodes (tests/test_protocol.py).
 from __future__ import annotations
 
 import _socket
-import json
 import os
 import time
 
+from agentctx._core import fastjson
 from agentctx._core.errors import DaemonUnavailable, ProtocolError
 from agentctx._core.framing import RECV_SIZE, FrameDecoder, encode_frame
 from agentctx._core.peercred import check_server
@@ -39,9 +39,9 @@ GET_FRAME: Final = encode_frame(b'{"type":"get","id":1}')  # == encode_message(G
 
 def hello_payload(client: str, subscribe: bool) -> bytes:
     """The `hello` message as JSON (== protocol.encode(Hello(...)), keys in that order)."""
-    return json.dumps(
+    return fastjson.dumps(
         {"type": "hello", "proto": PROTO, "client": client, "subscribe": subscribe},
-        separators=(",", ":"),
+        compact=True,
     ).encode()
 
 
@@ -106,7 +106,7 @@ class BlockingConnection:
                 raise DaemonUnavailable("the sidecar closed the connection")
             self._frames.extend(self._decoder.feed(data))
         try:
-            msg = json.loads(self._frames.pop(0))
+            msg = fastjson.loads(self._frames.pop(0))
         except ValueError as exc:
             raise ProtocolError(f"bad frame from the sidecar: {exc}") from None
         if not isinstance(msg, dict):

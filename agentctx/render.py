@@ -8,7 +8,6 @@ budget by dropping detail before dropping drives.
 
 from __future__ import annotations
 
-import json
 import time
 
 from agentctx.state import FUTURE_TOLERANCE_S, DriveState
@@ -177,4 +176,6 @@ def to_json(state: DriveState) -> str:
         stale=state.stale,
         read_at=round(time.time(), 3),
     )
+    import json  # here only: the hook path renders markdown(), and json costs it ~9 ms
+
     return json.dumps(out, indent=2, ensure_ascii=False)

@@ -173,9 +173,10 @@ def table(res: dict[str, Any]) -> str:
         f"file fallback: p50 {fb['latency']['p50_us'] / 1000:.1f} ms, p99 "
         f"{res['fallback_p99_ms']} ms, missed {fb['missed']} of {fb['updates_written']}, "
         f"reader CPU {fb['reader_cpu_percent']} %",
-        f"hook cold start: {res['hook_wall_ms']} ms vs bare python "
-        f"{res['python_bare_ms']} ms ({res['hook']['hook_vs_bare']}x); --changes-only "
-        f"{res['hook']['hook_changes_only_ms']} ms; cat {res['hook']['cat_ms']} ms",
+        f"hook cold start (as installed, sh -c): {res['hook_wall_ms']} ms vs bare python "
+        f"{res['python_bare_ms']} ms ({res['hook']['hook_vs_bare']}x); codex "
+        f"{res['hook']['hook_codex_ms']} ms, gemini {res['hook']['hook_gemini_ms']} ms; "
+        f"--changes-only {res['hook']['hook_changes_only_ms']} ms; cat {res['hook']['cat_ms']} ms",
         "footprint at 1 Hz: "
         + ", ".join(
             f"{r['subscribers']} subs: {r['rss_mb']} MB, {r['cpu_percent']} % CPU"

@@ -13,14 +13,18 @@ import ast
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from support import REPO
 
 MAX_LINES = 400
-# What a per-turn hook must never pay for at start-up.
-HEAVY = ("msgspec", "anyio", "watchfiles", "asyncio", "pathlib", "typing", "argparse", "sidecar")
+# What a per-turn hook must never pay for at start-up (json and re: agentctx._core.fastjson).
+HEAVY = (
+    "msgspec", "anyio", "watchfiles", "asyncio", "pathlib", "typing", "argparse", "sidecar",
+    "json", "re",
+)  # fmt: skip
 
 
 def modules(package: str) -> list[Path]:
@@ -90,17 +94,22 @@ def test_one_exception_tree() -> None:
                     )
 
 
-def test_the_hook_path_stays_light(tmp_path: Path) -> None:
-    """`agentctx context --hook claude` with no sidecar: only the stdlib it needs."""
+@pytest.mark.parametrize("agent", ["claude", "codex", "gemini"])
+def test_the_hook_path_stays_light(tmp_path: Path, agent: str) -> None:
+    """`agentctx context --hook AGENT`, answered from a snapshot (so the whole path runs:
+    stdin, socket attempt, snapshot, render, cursor, answer): only the stdlib it needs."""
     probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['agentctx', 'context', '--hook', 'claude']\n"
-        "try:\n"
-        "    runpy.run_module('agentctx', run_name='__main__')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('MODULES', __import__('json').dumps(sorted(sys.modules)), file=sys.stderr)\n"
+        "import sys\n"
+        "from agentctx.cli import main\n"
+        f"assert main(['context', '--hook', {agent!r}]) == 0\n"
+        "loaded = sorted(sys.modules)\n"
+        "import json\n"
+        "print('MODULES', json.dumps(loaded), file=sys.stderr)\n"
     )
+    (tmp_path / "run").mkdir(mode=0o700)
+    drive = {"pressure": 5.0, "threshold": 20.0, "ratio": 0.25, "band": "latent"}
+    snapshot = {"type": "state", "seq": 1, "tick_ts": time.time(), "drives": {"CARE": drive}}
+    (tmp_path / "run" / "drives-state.json").write_text(json.dumps(snapshot))
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -111,20 +120,25 @@ def test_the_hook_path_stays_light(tmp_path: Path) -> None:
         [sys.executable, "-c", probe],
         env=env,
         cwd=REPO,
-        input='{"session_id": "s1", "hook_event_name": "UserPromptSubmit"}',
+        input='{"session_id": "s1"}',  # each agent's per-turn event
         capture_output=True,
         text=True,
     )
+    assert "CARE" in out.stdout, out.stderr  # it did answer
     line = next(ln for ln in out.stderr.splitlines() if ln.startswith("MODULES "))
     loaded = set(json.loads(line.removeprefix("MODULES ")))
     # What the interpreter loads before any of our code (site, an editable install's
     # import hook...) is not the hook's doing.
     bare = subprocess.run(
-        [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; m = sorted(sys.modules); import json; print(json.dumps(m))",
+        ],
         env=env,
         capture_output=True,
         text=True,
     )
-    loaded -= set(json.loads(bare.stdout)) - {"json"}
+    loaded -= set(json.loads(bare.stdout))
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert not heavy, f"the hook path imported {heavy}"

@@ -86,6 +86,6 @@ def test_a_failing_openclaw_is_one_line_never_a_traceback(tmp_path: Path) -> Non
     result = hooks("install", env)
     assert result.returncode == 1 and result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert line.startswith("agentctx: openclaw plugins install --link"), line
+    assert line.startswith("agentctx: openclaw: openclaw plugins install --link"), line
     assert "OpenClaw config is invalid" in line, line
     assert json.loads(config.read_text()) == broken  # nothing written

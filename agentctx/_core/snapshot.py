@@ -8,8 +8,7 @@ typed `State` (the daemon restoring from it) pass the result to `state_from_dict
 
 from __future__ import annotations
 
-import json
-
+from agentctx._core import fastjson
 from agentctx._core.errors import StoreError
 from agentctx._core.files import read_file
 
@@ -32,7 +31,7 @@ def read_snapshot_file(path: StrPath) -> dict[str, Any] | None:
 def parse_snapshot(data: bytes, source: str) -> dict[str, Any]:
     """Snapshot bytes (or a `state` frame) as a dict; StoreError naming *source*."""
     try:
-        obj = json.loads(data)
+        obj = fastjson.loads(data)
     except ValueError as exc:
         raise StoreError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("drives"), dict):

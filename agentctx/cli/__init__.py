@@ -2,10 +2,14 @@
 
 Exit codes (also in --help):
   0  success (for satisfy/bump/reset: acknowledged, or queued in the spool)
-  1  an error: the request was refused (unknown drive, bad value), bad hook input,
-     an unreadable snapshot; `doctor` found a problem
+  1  an error: the request was refused (unknown drive, bad value), an unreadable
+     snapshot or agent settings file; `doctor` or `hooks status` found a problem
   2  bad command line
   3  no drive state at all: no sidecar answering and no snapshot file
+
+A hook (`context --hook claude|codex|gemini`) always exits 0: whatever fails, it
+prints nothing on stdout and one line on stderr, because exit 2 blocks the user's
+prompt in all three agents and stray stdout would be injected as context.
 
 The hook path (`context`) imports only the stdlib modules it needs: every
 agent turn starts a fresh process, so start-up time is the hook's latency.
@@ -13,17 +17,21 @@ agent turn starts a fresh process, so start-up time is the hook's latency.
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import sys
 
 from agentctx._core.errors import (
     AgentctxError,
     DaemonUnavailable,
-    ProtocolError,
     RequestFailed,
     StoreError,
+)
+from agentctx.cli.hookmode import (
+    AGENT_EVENTS,
+    hook_agent,
+    hook_fields,
+    hook_output,
+    read_hook_input,
 )
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -38,13 +46,13 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_NO_STATE: Final = 3
-HOOK_STDIN_WAIT: Final = 0.5  # a hook must never hang on a stdin nobody closes
-HOOK_STDIN_MAX: Final = 1 << 20
 
 EPILOG = """\
 exit codes: 0 ok (satisfy/bump/reset: acked or queued), 1 error (refused request,
-bad hook input, unreadable snapshot, doctor found a problem), 2 bad command line,
-3 no drive state at all (no sidecar and no snapshot).
+unreadable snapshot, unreadable agent settings, doctor or hooks status found a
+problem), 2 bad command line, 3 no drive state at all (no sidecar and no snapshot).
+A hook (context --hook claude|codex|gemini) always exits 0; on failure it prints
+nothing and one line on stderr.
 """
 
 
@@ -54,9 +62,10 @@ bad hook input, unreadable snapshot, doctor found a problem), 2 bad command line
 # (argparse, gettext, locale, shutil) of a hook whose whole budget is ~35 ms.
 CONTEXT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "--hook": {
-        "choices": ["claude", "plain"],
+        "choices": ["plain", *AGENT_EVENTS],
         "default": "plain",
-        "help": "claude: Claude Code hook JSON from the hook's stdin; plain: markdown",
+        "help": "plain: markdown; claude, codex, gemini: that agent's hook JSON, "
+        "answering the hook's stdin (never fails the agent: exit 0, see below)",
     },
     "--changes-only": {
         "action": "store_true",
@@ -72,7 +81,7 @@ CONTEXT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "--session": {
         "default": None,
         "metavar": "ID",
-        "help": "session id for --changes-only (claude mode reads it from stdin)",
+        "help": "session id for --changes-only (hook modes read it from stdin)",
     },
     "--timeout": {"type": float, "default": 0.1, "help": "socket wait, seconds (default 0.1)"},
 }
@@ -89,6 +98,9 @@ def _fast_context(argv: list[str]) -> Any:
     rest = argv[1:]
     while rest:
         flag = rest.pop(0)
+        if flag.startswith("--") and "=" in flag:  # --hook=codex
+            flag, _, inline = flag.partition("=")
+            rest.insert(0, inline)
         opt = CONTEXT_OPTIONS.get(flag)
         if opt is None:
             return None
@@ -175,9 +187,37 @@ def _parser() -> argparse.ArgumentParser:
 
     command("doctor", "check the setup and say what to fix")
 
-    h = command("hooks", "put the live drive block into an agent's turns (OpenClaw)")
+    # the hooks command's module loads only when it runs (subprocess, tomllib, ...)
+    h = command(
+        "hooks", "put live drives into Claude Code, Codex, Gemini CLI and OpenClaw sessions"
+    )
     h.add_argument("action", choices=["install", "uninstall", "status"])
-    h.add_argument("agent", choices=["openclaw"])
+    h.add_argument(
+        "agent",
+        nargs="?",
+        # OpenClaw takes a plugin, not a hook command (agentctx.cli.openclaw)
+        choices=[*AGENT_EVENTS, "openclaw"],
+        help="default: install into every agent whose settings directory exists; "
+        "uninstall from and show all (OpenClaw only when named)",
+    )
+    h.add_argument(
+        "--project",
+        action="store_true",
+        help="the project settings under the working directory (./.claude, ./.gemini) "
+        "instead of your user settings",
+    )
+    h.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="install: the drive block when a session starts, then only after a drive "
+        "changed band or was satisfied, bumped or reset (default: every turn)",
+    )
+    h.add_argument(
+        "--no-trust",
+        action="store_true",
+        help="install codex: leave $CODEX_HOME/config.toml alone (Codex then skips the "
+        "hooks until you accept its hooks prompt)",
+    )
     return p
 
 
@@ -195,41 +235,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hook_input() -> dict[str, Any]:
-    if sys.stdin is None or sys.stdin.isatty():
-        return {}
-    ready, _, _ = select.select([sys.stdin], [], [], HOOK_STDIN_WAIT)
-    if not ready:
-        return {}
-    raw = sys.stdin.buffer.read(HOOK_STDIN_MAX)
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ProtocolError(f"hook stdin is not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("hook stdin is not a JSON object")
-    return data
-
-
 def cmd_context(args: argparse.Namespace) -> int:
     from agentctx.render import markdown
 
-    hook: dict[str, Any] = _hook_input() if args.hook == "claude" else {}
-    session = args.session or hook.get("session_id")
-    if session is not None and not isinstance(session, str):
-        raise ProtocolError("hook stdin: session_id must be a string")
-    event = hook.get("hook_event_name", "UserPromptSubmit")
-    if not isinstance(event, str):
-        raise ProtocolError("hook stdin: hook_event_name must be a string")
+    agent = None if args.hook == "plain" else args.hook
+    session, event, fresh = args.session, "", False
+    if agent is not None:
+        hook_session, event, fresh = hook_fields(agent, read_hook_input())
+        session = session or hook_session
     state = _read(args.timeout)
     if session:
         from agentctx.cli.cursor import changed_since, load_cursor, save_cursor
 
-        if args.changes_only and not changed_since(state, load_cursor(session)):
+        if args.changes_only and not fresh and not changed_since(state, load_cursor(session)):
             return EXIT_OK
-    _emit(args.hook, event, markdown(state, args.max_chars))
+    text = markdown(state, args.max_chars)
+    out = text if agent is None else hook_output(agent, event, text)
+    sys.stdout.write(out + "\n")
+    sys.stdout.flush()
     if session:
         # Every injection moves the session's cursor, so a SessionStart injection is
         # not repeated by the first --changes-only prompt after it.
@@ -238,14 +261,6 @@ def cmd_context(args: argparse.Namespace) -> int:
         except (OSError, StoreError) as exc:  # worst case: the next turn injects again
             print(f"agentctx: could not save the session cursor: {exc}", file=sys.stderr)
     return EXIT_OK
-
-
-def _emit(mode: str, event: str, text: str) -> None:
-    if mode == "claude":
-        out = {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
-        print(json.dumps(out, ensure_ascii=False))
-    else:
-        print(text)
 
 
 def _report(receipt: Any, what: str) -> int:
@@ -294,9 +309,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_hooks(args: argparse.Namespace) -> int:
-    from agentctx.cli.openclaw import run
+    from agentctx.cli.hooks import run
 
-    return run(args.action)
+    return run(args)
 
 
 COMMANDS = {
@@ -311,8 +326,47 @@ COMMANDS = {
 }
 
 
+def _hook_main(argv: list[str]) -> int:
+    """`context --hook AGENT`, run by an agent: exit 0 whatever happens. On failure
+    stdout stays empty (the answer is written last, in one piece) and stderr gets one
+    line, which the agents show in their logs."""
+    try:
+        return cmd_context(_fast_context(argv) or _parse_quietly(argv))
+    except DaemonUnavailable as exc:
+        why = f"{exc} (start it: agentctx-sidecar run)"
+    except AgentctxError as exc:
+        why = str(exc)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # the agent stopped reading: nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # a bug of ours must not break the agent either
+        why = f"internal error: {type(exc).__name__}: {exc}"
+    print(f"agentctx: {' '.join(why.split())}; no drive context this time", file=sys.stderr)
+    return EXIT_OK
+
+
+def _parse_quietly(argv: list[str]) -> argparse.Namespace:
+    """argparse for a hook command line the fast path did not take, with its usage
+    text and exit 2 (which would block the prompt) turned into one error."""
+    import io
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+    try:
+        return _parser().parse_args(argv)
+    except SystemExit:
+        said = sys.stderr.getvalue().strip().splitlines() or ["--help is not a hook"]
+        raise AgentctxError(f"bad hook command line: {said[-1]}") from None
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if hook_agent(argv) is not None:
+        return _hook_main(argv)
     args = _fast_context(argv) or _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

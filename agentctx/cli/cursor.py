@@ -8,12 +8,10 @@ Cursors are tiny files under the state dir, pruned after CURSOR_TTL.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 
-from agentctx._core import paths
+from agentctx._core import fastjson, paths
 from agentctx._core.errors import StoreError
 from agentctx._core.files import atomic_write, make_private_dirs, read_file
 from agentctx.state import DriveState
@@ -27,7 +25,9 @@ __all__ = ["CURSOR_TTL", "changed_since", "load_cursor", "save_cursor"]
 
 CURSOR_TTL: Final = 7 * 86400.0
 PRUNE_EVERY: Final = 3600.0
-_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+# the characters a session id may keep in a file name (no `re`: see _core/fastjson.py)
+_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+SAFE_MAX: Final = 80
 
 
 def cursor_dir() -> str:
@@ -35,12 +35,13 @@ def cursor_dir() -> str:
 
 
 def _path(session_id: str) -> str:
-    if _SAFE.match(session_id) and not session_id.startswith("."):
+    if 0 < len(session_id) <= SAFE_MAX and _SAFE.issuperset(session_id) and session_id[0] != ".":
         name = session_id  # Claude Code session ids are UUIDs: the usual case
     else:
         import hashlib  # only for odd ids; keeps the per-turn hook's imports small
 
-        name = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+        # surrogatepass: an id from JSON may hold a lone surrogate ("\ud800")
+        name = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return os.path.join(cursor_dir(), f"{name}.json")
 
 
@@ -54,7 +55,7 @@ def _summary(state: DriveState) -> dict[str, Any]:
 def load_cursor(session_id: str) -> dict[str, Any] | None:
     try:
         data = read_file(_path(session_id))
-        obj = json.loads(data) if data is not None else None
+        obj = fastjson.loads(data) if data is not None else None
     except (StoreError, ValueError):
         return None  # a damaged cursor only means one extra injection
     return obj if isinstance(obj, dict) else None
@@ -72,7 +73,7 @@ def save_cursor(session_id: str, state: DriveState) -> None:
     directory = cursor_dir()
     make_private_dirs(directory)
     body = {**_summary(state), "seq": state.seq, "saved_at": time.time()}
-    atomic_write(_path(session_id), json.dumps(body).encode(), durable=False)
+    atomic_write(_path(session_id), fastjson.dumps(body).encode(), durable=False)
     _prune(directory)
 
 

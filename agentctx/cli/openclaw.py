@@ -24,16 +24,17 @@ from typing import Any, Final
 from agentctx._core.errors import AgentCliFailed, AgentctxError
 
 __all__ = [
+    "NAME",
     "PLUGIN_ID",
     "install",
     "install_commands",
     "plugin_dir",
-    "run",
     "status",
     "uninstall",
     "uninstall_commands",
 ]
 
+NAME: Final = "openclaw"  # the agent's name in `agentctx hooks`
 PLUGIN_ID: Final = "agentctx"  # the manifest's id, and the key of its config entry
 SERVICE_ID: Final = "agentctx-drives"
 HOOK: Final = "before_prompt_build"
@@ -72,18 +73,6 @@ def uninstall_commands() -> list[list[str]]:
         ["openclaw", "plugins", "uninstall", PLUGIN_ID, "--force", "--keep-files"],
         ["openclaw", "config", "unset", ENTRY],
     ]
-
-
-def run(action: str) -> int:
-    """One `agentctx hooks ACTION openclaw`: 0, or 1 when status found a problem.
-    Failures raise AgentctxError (one line, for the CLI to print)."""
-    if action == "install":
-        install()
-    elif action == "uninstall":
-        uninstall()
-    elif status(named=True):
-        return 1
-    return 0
 
 
 def _openclaw() -> str | None:
