@@ -31,7 +31,9 @@ from agentctx.cli.hookmode import (
     hook_agent,
     hook_fields,
     hook_output,
+    parse_quietly,
     read_hook_input,
+    run_hook,
 )
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -326,47 +328,10 @@ COMMANDS = {
 }
 
 
-def _hook_main(argv: list[str]) -> int:
-    """`context --hook AGENT`, run by an agent: exit 0 whatever happens. On failure
-    stdout stays empty (the answer is written last, in one piece) and stderr gets one
-    line, which the agents show in their logs."""
-    try:
-        return cmd_context(_fast_context(argv) or _parse_quietly(argv))
-    except DaemonUnavailable as exc:
-        why = f"{exc} (start it: agentctx-sidecar run)"
-    except AgentctxError as exc:
-        why = str(exc)
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except BrokenPipeError:  # the agent stopped reading: nothing left to tell it
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except Exception as exc:  # a bug of ours must not break the agent either
-        why = f"internal error: {type(exc).__name__}: {exc}"
-    print(f"agentctx: {' '.join(why.split())}; no drive context this time", file=sys.stderr)
-    return EXIT_OK
-
-
-def _parse_quietly(argv: list[str]) -> argparse.Namespace:
-    """argparse for a hook command line the fast path did not take, with its usage
-    text and exit 2 (which would block the prompt) turned into one error."""
-    import io
-
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
-    try:
-        return _parser().parse_args(argv)
-    except SystemExit:
-        said = sys.stderr.getvalue().strip().splitlines() or ["--help is not a hook"]
-        raise AgentctxError(f"bad hook command line: {said[-1]}") from None
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if hook_agent(argv) is not None:
-        return _hook_main(argv)
+        return run_hook(lambda: cmd_context(_fast_context(argv) or parse_quietly(_parser, argv)))
     args = _fast_context(argv) or _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -11,7 +11,7 @@ against the real CLIs (tests/test_agents_e2e.py proves it on every CI run):
   there is one key more, so nothing else is ever printed;
 - an exit code of 2 blocks the user's prompt in all three, and Claude Code and
   Codex inject any plain text printed on stdout: a hook that fails therefore prints
-  nothing and exits 0 (the caller, `agentctx.cli.main`, makes sure of that);
+  nothing and exits 0 (run_hook() makes sure of that);
 - Gemini CLI escapes `<` and `>` (to `&lt;` `&gt;`) inside its own `<hook_context>`
   wrapper, so the block sent to Gemini carries no angle brackets at all.
 """
@@ -24,11 +24,13 @@ import sys
 import time
 
 from agentctx._core import fastjson
-from agentctx._core.errors import ProtocolError
+from agentctx._core.errors import AgentctxError, DaemonUnavailable, ProtocolError
 
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
     from typing import Any, Final
 
 __all__ = [
@@ -39,7 +41,9 @@ __all__ = [
     "hook_fields",
     "hook_output",
     "parse_hook_input",
+    "parse_quietly",
     "read_hook_input",
+    "run_hook",
 ]
 
 # The events each agent takes context from, its per-turn event last; `agentctx hooks
@@ -59,6 +63,45 @@ READ_CHUNK: Final = 1 << 16
 SHORT_REPR: Final = 40
 # single angle quotation marks: the text reads the same, and Gemini has nothing to escape
 _NO_TAGS: Final = str.maketrans({"<": "\u2039", ">": "\u203a"})
+
+
+def run_hook(answer: Callable[[], int]) -> int:
+    """Run *answer* (the `context` command) for an agent: exit 0 whatever happens. On
+    failure stdout stays empty (the answer is written last, in one piece) and stderr
+    gets one line, which the agents show in their logs."""
+    try:
+        return answer()
+    except DaemonUnavailable as exc:
+        why = f"{exc} (start it: agentctx-sidecar run)"
+    except AgentctxError as exc:
+        why = str(exc)
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # the agent stopped reading: nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug of ours must not break the agent either
+        why = f"internal error: {type(exc).__name__}: {exc}"
+    print(f"agentctx: {' '.join(why.split())}; no drive context this time", file=sys.stderr)
+    return 0
+
+
+def parse_quietly(
+    parser: Callable[[], argparse.ArgumentParser], argv: list[str]
+) -> argparse.Namespace:
+    """argparse for a hook command line the fast path did not take, with its usage
+    text and exit 2 (which would block the prompt) turned into one error."""
+    import io
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+    try:
+        return parser().parse_args(argv)
+    except SystemExit:
+        said = sys.stderr.getvalue().strip().splitlines() or ["--help is not a hook"]
+        raise AgentctxError(f"bad hook command line: {said[-1]}") from None
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def hook_agent(argv: list[str]) -> str | None:
