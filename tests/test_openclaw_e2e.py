@@ -9,9 +9,11 @@ install openclaw`. The block must be what `agentctx context` prints for the same
 state; only its age figure ("0.4s old") depends on the instant of reading, which
 the golden files (tests/test_openclaw_render.py) pin down instead.
 
-Skipped only when npm cannot reach its registry. Wall time on 2 busy cores, once
-Node 24 and openclaw are cached: about 110 s for the two tests (four `agent --local`
-turns of 12 to 22 s each, a gateway start of ~15 s, six CLI calls of ~5 s).
+Skipped only when npm cannot reach its registry. Wall time on 2 cores shared with
+other jobs, once Node 24 and openclaw are cached: 130 to 150 s for the two tests
+(two `agent --local` turns of 12 to 22 s, a gateway start of ~15 s, nine
+`openclaw` calls of ~5 s under `agentctx hooks`; the gateway's HTTP turns take
+under a second). A cold cache adds about 45 s of npm installs.
 """
 
 from __future__ import annotations
