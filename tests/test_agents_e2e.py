@@ -56,7 +56,9 @@ def rig(
 ) -> Iterator[tuple[Agent, StubModel]]:
     """A sidecar, the stub model and one agent (the test's parameter) in a fresh home."""
     assert AGENTCTX.is_file(), f"{AGENTCTX} missing: install the package (pip install .)"
-    make_daemon(DRIVES, satisfied_hold_s=3600)  # "just satisfied" must not expire mid-test
+    # One tick an hour: the block ("satisfied 0.0s ago" counts to the last tick) changes
+    # only when a test changes the state, and "satisfied" does not expire mid-test.
+    make_daemon(DRIVES, satisfied_hold_s=3600, tick_interval=3600)
     # a short root: Claude Code binds Unix sockets under TMPDIR (108-byte path limit)
     with (
         tempfile.TemporaryDirectory(prefix="agentctx-e2e-") as root,

@@ -7,6 +7,7 @@
     ├── UnsafePath           a directory or file we would use is not private to us
     ├── AlreadyRunning       another sidecar owns these directories
     ├── NoUserManager        no systemd user manager to install into
+    ├── AgentCliFailed       an agent's own CLI (openclaw) failed a step we asked of it
     ├── DaemonUnavailable    no sidecar answering (absent, refused, silent)
     ├── ProtocolError        a peer broke wire protocol v1
     │   └── FrameTooLarge    ... with a length header above the limit
@@ -40,6 +41,7 @@ __all__ = [
     "E_UNKNOWN_DRIVE",
     "E_UNKNOWN_TYPE",
     "E_UNSUPPORTED_PROTO",
+    "AgentCliFailed",
     "AgentctxError",
     "AlreadyRunning",
     "ConfigError",
@@ -96,6 +98,11 @@ class AlreadyRunning(AgentctxError):
 
 class NoUserManager(AgentctxError):
     """`systemctl --user` cannot reach a user manager (or systemctl is missing)."""
+
+
+class AgentCliFailed(AgentctxError):
+    """An agent's own CLI (e.g. `openclaw`) could not be run, failed a step of
+    `agentctx hooks`, or answered something we cannot read: `command: what it said`."""
 
 
 class DaemonUnavailable(AgentctxError):

@@ -1,5 +1,6 @@
-"""`agentctx hooks install|uninstall|status [claude|codex|gemini]`: live drives in
-every Claude Code, Codex and Gemini CLI session, through each agent's own hooks.
+"""`agentctx hooks install|uninstall|status [claude|codex|gemini|openclaw]`: live
+drives in every Claude Code, Codex and Gemini CLI session, through each agent's own
+hooks, and in every OpenClaw turn, through the agentctx plugin (agentctx.cli.openclaw).
 
 install writes `ABSOLUTE/agentctx context --hook AGENT` into the agent's settings
 for the events that carry context (agentctx.cli.agents), so the hook runs from any
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from agentctx._core.errors import AgentctxError
-from agentctx.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, settings
+from agentctx.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, openclaw, settings
 from agentctx.cli import codex_trust as trust
 from agentctx.cli.agents import AGENTS, Agent, sample_stdin
 
@@ -71,6 +72,8 @@ def hook_command(agent: str, changes_only: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.agent == openclaw.NAME:
+        return _run_openclaw(args)
     if args.project and args.agent is not None and AGENTS[args.agent].project_dir is None:
         print(f"agentctx: {AGENTS[args.agent].label} has no project settings; drop --project",
               file=sys.stderr)  # fmt: skip
@@ -93,6 +96,26 @@ def run(args: argparse.Namespace) -> int:
         except AgentctxError as exc:
             print(f"agentctx: {agent.name}: {exc}", file=sys.stderr)
             problems += 1
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+def _run_openclaw(args: argparse.Namespace) -> int:
+    """OpenClaw takes a plugin, not a hook command; --changes-only sets its mode
+    "changes" (its default is every turn: OpenClaw keeps no block in the history)."""
+    if args.project:
+        print("agentctx: OpenClaw has no project settings; drop --project", file=sys.stderr)
+        return EXIT_USAGE
+    problems = 0
+    try:
+        if args.action == "install":
+            openclaw.install(args.changes_only)
+        elif args.action == "uninstall":
+            openclaw.uninstall()
+        else:
+            problems = openclaw.status(named=True)
+    except AgentctxError as exc:
+        print(f"agentctx: {openclaw.NAME}: {exc}", file=sys.stderr)
+        problems = 1
     return EXIT_ERROR if problems else EXIT_OK
 
 

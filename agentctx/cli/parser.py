@@ -108,14 +108,17 @@ def build() -> argparse.ArgumentParser:
     command("doctor", "check the setup and say what to fix")
 
     # the hooks command's module loads only when it runs (subprocess, tomllib, ...)
-    h = command("hooks", "put live drives into Claude Code, Codex and Gemini CLI sessions")
+    h = command(
+        "hooks", "put live drives into Claude Code, Codex, Gemini CLI and OpenClaw sessions"
+    )
     h.add_argument("action", choices=["install", "uninstall", "status"])
     h.add_argument(
         "agent",
         nargs="?",
-        choices=list(AGENT_EVENTS),
+        # OpenClaw takes a plugin, not a hook command (agentctx.cli.openclaw)
+        choices=[*AGENT_EVENTS, "openclaw"],
         help="default: install into every agent whose settings directory exists; "
-        "uninstall from and show all",
+        "uninstall from and show all (OpenClaw only when named)",
     )
     h.add_argument(
         "--project",

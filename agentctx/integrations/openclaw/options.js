@@ -1,0 +1,61 @@
+// The plugin's options (plugins.entries.agentctx.config, checked by OpenClaw against
+// configSchema in openclaw.plugin.json) with their defaults. The default paths are the
+// Python client's (agentctx/_core/paths.py), so the plugin finds the sidecar that
+// `agentctx` talks to, from the same environment.
+
+import os from "node:os";
+import path from "node:path";
+
+export const APP = "agentctx";
+export const SOCKET_NAME = "sidecar.sock";
+export const SNAPSHOT_NAME = "drives-state.json";
+export const MODES = ["changes", "always"];
+// OpenClaw does not keep prependContext in the session's history: a block given only
+// on a change would be gone from the model's view on the next turn. So: every turn.
+export const DEFAULT_MODE = "always";
+export const DEFAULT_MAX_CHARS = 2000; // as `agentctx context --max-chars`
+// The hook's own read (no service running, or no state yet): the socket's answer is
+// awaited this long before the snapshot file is read instead.
+export const DEFAULT_TIMEOUT_MS = 250;
+export const MAX_TIMEOUT_MS = 10_000;
+
+/** An environment variable, an empty one counting as unset (as in paths.py). */
+function fromEnv(env, name) {
+  const value = env[name];
+  return value ? value : null;
+}
+
+/** `$AGENTCTX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agentctx`, else `/tmp/agentctx-UID`. */
+export function runtimeDir(env = process.env) {
+  const explicit = fromEnv(env, "AGENTCTX_RUNTIME_DIR");
+  if (explicit) return explicit;
+  const xdg = fromEnv(env, "XDG_RUNTIME_DIR");
+  if (xdg) return path.join(xdg, APP);
+  return path.join("/tmp", `${APP}-${process.getuid()}`);
+}
+
+/** OpenClaw's state directory, where the plugin keeps its per-session memory. */
+export function openclawStateDir(env = process.env) {
+  const explicit = fromEnv(env, "OPENCLAW_STATE_DIR");
+  return explicit ? path.resolve(explicit) : path.join(os.homedir(), ".openclaw");
+}
+
+function integer(value, fallback, min, max) {
+  return Number.isInteger(value) && value >= min && value <= max ? value : fallback;
+}
+
+/**
+ * Every option with its default filled in. *config* was validated by OpenClaw, but a
+ * bad value still falls back to the default here rather than break a prompt.
+ */
+export function resolveOptions(config, env = process.env) {
+  const given = config !== null && typeof config === "object" ? config : {};
+  const text = (value) => (typeof value === "string" && value !== "" ? value : null);
+  return {
+    socketPath: text(given.socketPath) ?? path.join(runtimeDir(env), SOCKET_NAME),
+    snapshotPath: text(given.snapshotPath) ?? path.join(runtimeDir(env), SNAPSHOT_NAME),
+    mode: MODES.includes(given.mode) ? given.mode : DEFAULT_MODE,
+    maxChars: integer(given.maxChars, DEFAULT_MAX_CHARS, 0, Number.MAX_SAFE_INTEGER),
+    timeoutMs: integer(given.timeoutMs, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS),
+  };
+}
