@@ -4,6 +4,7 @@
     state = agentctx.read()                  # one-shot, fast: socket, else snapshot file
     agentctx.satisfy("CARE", depth="deep")   # acked by the sidecar, or spooled if it is down
     async with agentctx.subscribe() as updates: ...   # live (asyncio or trio)
+    with agentctx.follow() as updates: ...             # live, a blocking iterator
     with agentctx.Live() as live: ...                  # live, in a thread, for sync code
 
 Names are imported lazily: `import agentctx` costs almost nothing, and
@@ -30,6 +31,8 @@ _EXPORTS = {
     "Receipt": "agentctx.requests",
     "subscribe": "agentctx.subscription",
     "Subscription": "agentctx.subscription",
+    "follow": "agentctx.follower",
+    "Follower": "agentctx.follower",
     "Live": "agentctx.live",
     "markdown": "agentctx.render",
     "AgentctxError": "agentctx._core.errors",
@@ -47,6 +50,7 @@ __all__ = [
     "DaemonUnavailable",
     "DriveEvent",
     "DriveState",
+    "Follower",
     "Live",
     "ProtocolError",
     "Receipt",
@@ -57,6 +61,7 @@ __all__ = [
     "UnknownDrive",
     "__version__",
     "bump",
+    "follow",
     "markdown",
     "read",
     "read_snapshot",
@@ -76,6 +81,7 @@ if TYPE_CHECKING:
         UnknownDrive,
     )
     from agentctx._core.version import __version__
+    from agentctx.follower import Follower, follow
     from agentctx.live import Live
     from agentctx.oneshot import read, read_snapshot
     from agentctx.render import markdown

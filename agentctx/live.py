@@ -5,25 +5,21 @@
             state = live.wait(timeout=30)    # returns at the next change (or timeout)
             prompt_context = render_markdown(live.state)
 
-The thread runs its own event loop (an anyio blocking portal) with a
-`subscribe()` inside. `.state` is always the newest state, `.mode` is "live" or
-"fallback", `.events` keeps the most recent events. Closing cancels the
-subscription at once and joins the thread.
+The thread iterates `agentctx.follow()` (blocking reads, no event loop). `.state`
+is always the newest state, `.mode` is "live" or "fallback", `.events` keeps the
+most recent events. Closing stops the follower at once (it wakes the thread's
+blocked read) and joins the thread.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import Future
-from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Final
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-
+from agentctx.follower import Follower
 from agentctx.state import DriveEvent, DriveState, Transition
-from agentctx.subscription import Subscription
 
 __all__ = ["EVENTS_KEPT", "FIRST_STATE_WAIT", "Live"]
 
@@ -40,18 +36,22 @@ class Live:
         *,
         backend: str = "asyncio",
         first_state_wait: float = FIRST_STATE_WAIT,
-        **subscribe_kwargs: Any,
+        **follow_kwargs: Any,
     ) -> None:
+        """*follow_kwargs* are those of `agentctx.follow()` (and `subscribe()`);
+        *backend* is accepted for compatibility: no event loop runs any more."""
+        del backend
         self.first_state_wait = first_state_wait
-        self._kwargs = subscribe_kwargs
-        self._backend = backend
+        self._kwargs = follow_kwargs
         self._cond = threading.Condition()
         self._version = 0
         self._state: DriveState | None = None
         self._mode = "starting"
         self.events: deque[DriveEvent] = deque(maxlen=EVENTS_KEPT)
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
-        self._future: Future[None] | None = None
+        # What ended the thread other than close(): a bug, kept for the caller to see.
+        self.error: BaseException | None = None
+        self._follower: Follower | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def state(self) -> DriveState | None:
@@ -68,22 +68,21 @@ class Live:
     def start(self) -> Live:
         """Start following; return once the first state is in (or after
         `first_state_wait` seconds without one: no sidecar and no snapshot)."""
-        if self._portal_cm is not None:
+        if self._thread is not None:
             return self
-        self._portal_cm = start_blocking_portal(self._backend)
-        portal = self._portal_cm.__enter__()
-        self._future = portal.start_task_soon(self._run)
+        self._follower = Follower(**self._kwargs)
+        self._thread = threading.Thread(target=self._run, name="agentctx-live", daemon=True)
+        self._thread.start()
         with self._cond:
             self._cond.wait_for(lambda: self._state is not None, self.first_state_wait)
         return self
 
     def close(self) -> None:
-        if self._portal_cm is None:
+        if self._thread is None or self._follower is None:
             return
-        if self._future is not None:
-            self._future.cancel()
-        self._portal_cm.__exit__(None, None, None)
-        self._portal_cm = None
+        self._follower.close()
+        self._thread.join()
+        self._thread = None
         with self._cond:
             self._version += 1
             self._cond.notify_all()
@@ -104,9 +103,10 @@ class Live:
             self._cond.wait_for(lambda: self._version != seen, timeout)
             return self._state
 
-    async def _run(self) -> None:
-        async with Subscription(**self._kwargs) as updates:
-            async for update in updates:
+    def _run(self) -> None:
+        assert self._follower is not None
+        try:
+            for update in self._follower:
                 with self._cond:
                     if isinstance(update, DriveState):
                         self._state = update
@@ -116,3 +116,9 @@ class Live:
                         self._mode = update.mode
                     self._version += 1
                     self._cond.notify_all()
+        except BaseException as exc:  # not expected: say so to waiters, not to stderr only
+            with self._cond:
+                self.error = exc
+                self._version += 1
+                self._cond.notify_all()
+            raise

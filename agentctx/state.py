@@ -12,6 +12,7 @@ import time
 # typing is not imported at run time: this module is on the hook's start-up path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Final
 
 __all__ = [
@@ -33,26 +34,66 @@ FUTURE_TOLERANCE_S: Final = 2.0
 class DriveState:
     """A full drive state. `source` is "socket" or "file"; `age_s` is how long ago
     the daemon ticked it (at the time it was received); `stale` says whether that is
-    more than a few tick intervals, i.e. the daemon is probably not running."""
+    more than a few tick intervals, i.e. the daemon is probably not running.
 
-    __slots__ = ("data", "received_at", "source")
+    A state read from the socket is decoded when `data` is first looked at: a
+    follower hands out every state, and most are superseded unread (`Live` keeps the
+    newest only); what ordering needs (`seq`, `boot_id`, `tick_ts`) comes decoded."""
+
+    __slots__ = ("_data", "_decode", "_head", "_raw", "received_at", "source")
 
     def __init__(self, data: dict[str, Any], source: str, received_at: float | None = None):
-        self.data = data
+        self._data: dict[str, Any] | None = data
+        self._raw = b""
+        self._decode: Callable[[bytes], dict[str, Any]] | None = None
+        self._head: tuple[Any, Any, Any] = (None, None, None)
         self.source = source
         self.received_at = time.time() if received_at is None else received_at
 
+    @classmethod
+    def lazy(
+        cls,
+        raw: bytes,
+        head: tuple[Any, Any, Any],
+        decode: Callable[[bytes], dict[str, Any]],
+        source: str = "socket",
+    ) -> DriveState:
+        """A state whose JSON *raw* is decoded by *decode* on first use of `data`;
+        *head* is its (seq, boot_id, tick_ts) as found in it (0, "", 0.0 if absent)."""
+        state = cls.__new__(cls)
+        state._data = None
+        state._raw = raw
+        state._decode = decode
+        state._head = head
+        state.source = source
+        state.received_at = time.time()
+        return state
+
+    def _field(self, index: int, key: str, default: Any) -> Any:
+        """A head field: from `data` once decoded (or given), else as pre-read."""
+        return self._head[index] if self._data is None else self._data.get(key, default)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The state as the daemon sent it (the `State` schema, as a dict)."""
+        data = self._data
+        if data is None:  # two threads may both decode it: the same content either way
+            assert self._decode is not None
+            data = self._data = self._decode(self._raw)
+            self._raw = b""
+        return data
+
     @property
     def seq(self) -> int:
-        return int(self.data.get("seq", 0))
+        return int(self._field(0, "seq", 0))
 
     @property
     def boot_id(self) -> str:
-        return str(self.data.get("boot_id", ""))
+        return str(self._field(1, "boot_id", ""))
 
     @property
     def tick_ts(self) -> float:
-        return float(self.data.get("tick_ts", 0.0))
+        return float(self._field(2, "tick_ts", 0.0))
 
     @property
     def tick_interval(self) -> float:

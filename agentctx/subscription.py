@@ -4,46 +4,44 @@
         async for update in updates:      # DriveState | DriveEvent | Transition
             ...
 
-Live, it reads the daemon's socket. When the socket goes away (or stays silent
-past a few tick intervals) it says so with a `Transition("fallback", ...)` and
-follows the snapshot file instead: inotify on the *directory* (a watch on the file
-itself dies with the first atomic rename), a few ms of debounce, plus a slow
-backstop re-read (mtime/inode) so a missed event cannot leave you stale. It keeps
-trying the socket with backoff and says `Transition("live", ...)` when back.
+Live, it reads the daemon's socket in the iterating task itself: a state is decoded
+and handed over by the same wake-up that read it (no task, no queue in between;
+see docs/performance.md). When the socket goes away (or stays silent past a few
+tick intervals) it says so with a `Transition("fallback", ...)` and follows the
+snapshot file instead: inotify on the *directory* (a watch on the file itself dies
+with the first atomic rename), plus a slow backstop re-read (mtime/inode) so a
+missed event cannot leave you stale. It keeps trying the socket with backoff and
+says `Transition("live", ...)` when back.
 
 It never hands you an older state than one it already gave (see
 `DriveState.newer_than`), across socket/file switches and daemon restarts.
-It is a context manager because the following runs in a task group of its own:
-leaving the block cancels it, at once (the watcher gets a stop event).
+It is a context manager because following the file and reconnecting run in a task
+group of their own: leaving the block cancels them, at once.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from agentctx._core import paths
-from agentctx._core.dirwatch import watch_dir
+from agentctx._core import inotify, paths
 from agentctx._core.errors import DaemonUnavailable, ProtocolError, StoreError
-from agentctx._core.snapshot import read_snapshot_file
 from agentctx.connection import CONNECT_TIMEOUT, Connection
-from agentctx.state import STALE_MIN_S, STALE_TICKS, DriveEvent, DriveState, Transition
+from agentctx.feed import (
+    BACKSTOP,
+    NO_INOTIFY_POLL,
+    RECONNECT_MAX,
+    RECONNECT_MIN,
+    Feed,
+    SnapshotFile,
+    Update,
+)
+from agentctx.state import DriveState
 
-__all__ = ["Subscription", "Update", "subscribe"]
-
-Update = DriveState | DriveEvent | Transition
-
-RECONNECT_MIN: Final = 0.05
-RECONNECT_MAX: Final = 2.0
-BACKSTOP: Final = 1.0  # re-read the snapshot at least this often while following it
-BUFFER: Final = 64  # updates held for a slow consumer before we stop reading the socket
+__all__ = ["BACKSTOP", "RECONNECT_MAX", "RECONNECT_MIN", "Subscription", "Update", "subscribe"]
 
 
 class Subscription:
@@ -66,20 +64,30 @@ class Subscription:
         self.backstop = backstop
         self.connect_timeout = connect_timeout
         self.mode = "starting"
-        self.last: DriveState | None = None
-        # Why the snapshot gave nothing the last time it was read in fallback (no file,
-        # damaged), for a view to show; None when it was read fine.
-        self.file_problem: str | None = None
-        self._file_sig: tuple[int, int] | None = None
+        self._feed = Feed()
+        self._file = SnapshotFile(self.snapshot_path)
         self._tg: TaskGroup | None = None
-        self._send: MemoryObjectSendStream[Update]
-        self._recv: MemoryObjectReceiveStream[Update]
+        self._conn: Connection | None = None
+        self._handover: Connection | None = None  # the fallback task's new connection
+        self._woken = anyio.Event()
+
+    @property
+    def last(self) -> DriveState | None:
+        """The newest state handed out (or about to be)."""
+        return self._feed.last
+
+    @property
+    def file_problem(self) -> str | None:
+        """Why the snapshot gave nothing the last time it was read in fallback (no
+        file, damaged), for a view to show; None when it was read fine."""
+        return self._file.problem
 
     async def __aenter__(self) -> Subscription:
-        self._send, self._recv = anyio.create_memory_object_stream[Update](BUFFER)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._run)
+        # In a task of its own, so a caller cancelling its wait for the first update
+        # (a redraw timeout) cannot cut a slow welcome short, again and again.
+        self._tg.start_soon(self._connect_first)
         return self
 
     async def __aexit__(
@@ -90,93 +98,74 @@ class Subscription:
         try:
             return await self._tg.__aexit__(et, exc, tb)
         finally:
-            self._recv.close()
+            with anyio.CancelScope(shield=True):
+                for conn in (self._conn, self._handover):
+                    if conn is not None:
+                        await conn.aclose()
+            self._conn = self._handover = None
 
-    def __aiter__(self) -> AsyncIterator[Update]:
+    def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Update:
         if self._tg is None:
             raise RuntimeError("use `async with agentctx.subscribe() as updates:` first")
-        try:
-            return await self._recv.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
+        feed = self._feed
+        ready = feed.ready
+        # Cancelling this at any await loses nothing: a read's frames are decoded
+        # into `ready` before the next await, and a connection changes hands at once.
+        while not ready:
+            if self._conn is not None:  # live: the hot path
+                try:
+                    feed.frames(await self._conn.payloads())
+                except (DaemonUnavailable, ProtocolError) as exc:
+                    conn, self._conn = self._conn, None
+                    with anyio.CancelScope(shield=True):
+                        await conn.aclose()
+                    self._start_fallback(str(exc))
+            elif self._handover is not None:
+                self._go_live(self._handover)
+            else:  # starting, or fallback: a connection or the file follower wakes us
+                await self._woken.wait()
+                self._woken = anyio.Event()
+        return ready.popleft()
 
-    # --- producer -----------------------------------------------------------------
+    def _go_live(self, conn: Connection) -> None:
+        self._conn, self._handover = conn, None
+        self.mode = "live"
+        self._feed.transition("live", f"connected to {self.socket_path}")
 
-    async def _emit_state(self, state: DriveState) -> None:
-        if state.newer_than(self.last):
-            self.last = state
-            await self._send.send(state)
-
-    async def _run(self) -> None:
-        reason = "starting"
-        conn: Connection | None = None
-        while True:
-            try:
-                conn = await Connection.open(
-                    self.socket_path, client=self.client, within=self.connect_timeout
-                )
-            except DaemonUnavailable as exc:
-                conn = await self._fallback(str(exc) if reason == "starting" else reason)
-            self.mode = "live"
-            await self._send.send(Transition("live", f"connected to {self.socket_path}"))
-            try:
-                await self._pump(conn)
-            except (DaemonUnavailable, ProtocolError) as exc:
-                reason = str(exc)
-            finally:
-                await conn.aclose()
-
-    async def _pump(self, conn: Connection) -> None:
-        interval = float(conn.welcome.get("tick_interval", 1.0))
-        silence = max(STALE_TICKS * interval, STALE_MIN_S)  # a hung daemon is a down daemon
-        last = anyio.current_time()
-        hung = False
-
-        async def watchdog(scope: anyio.CancelScope) -> None:
-            # One timer per silence period, not a cancel scope per message: this is the
-            # hot path of every fan-out (see benchmarks/push.py).
-            nonlocal hung
-            while True:
-                await anyio.sleep(max(0.0, last + silence - anyio.current_time()))
-                if anyio.current_time() - last >= silence:
-                    hung = True
-                    scope.cancel()
-                    return
-
-        lost: DaemonUnavailable | ProtocolError | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watchdog, tg.cancel_scope)
-            try:
-                while True:
-                    msg = await conn.receive()
-                    last = anyio.current_time()
-                    kind = msg.get("type")
-                    if kind == "state":
-                        await self._emit_state(DriveState(msg, "socket"))
-                    elif kind == "event":
-                        await self._send.send(DriveEvent(msg))
-            except (DaemonUnavailable, ProtocolError) as exc:
-                lost = exc  # raised below, outside the task group (not as a group)
-                tg.cancel_scope.cancel()
-        if lost is not None:
-            raise lost
-        if hung:
-            raise DaemonUnavailable(f"no state from the sidecar for {silence:g}s")
-
-    async def _fallback(self, reason: str) -> Connection:
-        """Follow the snapshot file until the socket answers again; return that connection."""
+    def _start_fallback(self, reason: str) -> None:
+        assert self._tg is not None
         self.mode = "fallback"
-        await self._send.send(Transition("fallback", reason))
-        self._file_sig = None
+        self._feed.transition("fallback", reason)
+        self._file.forget()
+        self._tg.start_soon(self._fallback)
+        self._wake()
+
+    def _wake(self) -> None:
+        self._woken.set()
+
+    # --- connecting and fallback (tasks of their own) -----------------------------
+
+    async def _connect_first(self) -> None:
+        try:
+            conn = await Connection.open(
+                self.socket_path, client=self.client, within=self.connect_timeout
+            )
+        except DaemonUnavailable as exc:
+            self._start_fallback(str(exc))
+            return
+        self._handover = conn
+        self._wake()
+
+    async def _fallback(self) -> None:
+        """Follow the snapshot file until the socket answers again; hand that over."""
         await self._read_file()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._follow_file)
             delay = self.reconnect_min
-            conn: Connection | None = None
-            while conn is None:
+            while True:
                 await anyio.sleep(delay)
                 try:
                     conn = await Connection.open(
@@ -184,54 +173,67 @@ class Subscription:
                     )
                 except DaemonUnavailable:
                     delay = min(delay * 2, self.reconnect_max)
-            tg.cancel_scope.cancel()
-        assert conn is not None
-        return conn
+                    continue
+                self._handover = conn
+                self._wake()
+                tg.cancel_scope.cancel()
+                return
 
     async def _follow_file(self) -> None:
         name = self.snapshot_path.name
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._backstop)
+        watch = _open_watch(self.snapshot_path.parent)
+        try:
             while True:
-                try:
-                    await watch_dir(
-                        self.snapshot_path.parent,
-                        name.__eq__,
-                        self._read_file,
-                        on_watching=self._read_if_changed,
-                    )
-                except* FileNotFoundError:  # no runtime dir (yet): the backstop polls meanwhile
-                    pass
-                await anyio.sleep(self.backstop)
-
-    async def _backstop(self) -> None:
-        while True:
-            await anyio.sleep(self.backstop)
-            await self._read_if_changed()
-
-    async def _read_if_changed(self) -> None:
-        await self._read_file(only_if_changed=True)
+                if watch is not None and not watch.armed:
+                    watch = _arm(watch)
+                    if watch is not None and watch.armed:
+                        # writes between the last look and the watch: caught now
+                        await self._read_file(only_if_changed=True)
+                if watch is None or not watch.armed:
+                    await anyio.sleep(NO_INOTIFY_POLL if watch is None else self.backstop)
+                    await self._read_file(only_if_changed=True)
+                    continue
+                with anyio.move_on_after(self.backstop) as idle:
+                    await anyio.wait_readable(watch.fileno())
+                if idle.cancelled_caught:  # the backstop: a missed event, a replaced dir
+                    if not watch.verify():
+                        watch = _arm(watch)
+                    await self._read_file(only_if_changed=True)
+                    continue
+                names = watch.changed()
+                if names is None or name in names:
+                    await self._read_file(only_if_changed=names is None)
+        finally:
+            if watch is not None:
+                watch.close()
 
     async def _read_file(self, only_if_changed: bool = False) -> None:
-        path = self.snapshot_path
+        state = await anyio.to_thread.run_sync(self._file.read, only_if_changed)
+        if state is not None:
+            self._feed.file_state(state)
+            self._wake()
 
-        def load() -> tuple[tuple[int, int] | None, dict[str, Any] | None, str | None]:
-            try:
-                st = os.stat(path)
-            except OSError as exc:
-                return None, None, f"no snapshot at {path} ({exc.strerror})"
-            sig = (st.st_ino, st.st_mtime_ns)
-            if only_if_changed and sig == self._file_sig:
-                return sig, None, self.file_problem
-            try:
-                return sig, read_snapshot_file(path), None
-            except StoreError as exc:  # atomic renames never tear it; a person might
-                return sig, None, str(exc)
 
-        sig, data, self.file_problem = await anyio.to_thread.run_sync(load)
-        self._file_sig = sig
-        if data is not None:
-            await self._emit_state(DriveState(data, "file"))
+def _open_watch(directory: Path) -> inotify.DirWatch | None:
+    """An inotify watch on *directory* (armed by the caller); None: poll instead."""
+    if not inotify.available():
+        return None
+    try:
+        return inotify.DirWatch(directory)
+    except StoreError:  # no inotify instance left (a per-user limit): poll
+        return None
+
+
+def _arm(watch: inotify.DirWatch | None) -> inotify.DirWatch | None:
+    """*watch* armed if its directory exists; None if inotify refuses (poll then)."""
+    if watch is None:
+        return None
+    try:
+        watch.arm()
+    except StoreError:  # no watch left (fs.inotify.max_user_watches)
+        watch.close()
+        return None
+    return watch
 
 
 # `async with agentctx.subscribe(...) as updates:` reads better than the class name.

@@ -26,12 +26,17 @@ def percentile(values: list[float], p: float) -> float:
 
 def summary_us(samples_s: list[float]) -> dict[str, float]:
     us = [s * 1e6 for s in samples_s]
+    if not us:
+        return {"n": 0}
     return {
         "n": len(us),
         "p50_us": round(statistics.median(us), 1),
         "p99_us": round(percentile(us, 99), 1),
         "max_us": round(max(us), 1),
     }
+
+
+summarize = summary_us
 
 
 class FrameClient:

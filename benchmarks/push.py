@@ -1,10 +1,20 @@
-"""Push latency: a discrete event at the publisher -> receipt by every subscriber.
+"""Push latency: a discrete event at its source -> in the hands of every subscriber.
 
-Three systems, measured in the same run, rounds interleaved in random order:
-  agentctx  satisfy applied by the sidecar -> `agentctx.subscribe()` in N processes
-            (delay from the event's own `ts`, stamped by the daemon as it applies it)
-  redis     PUBLISH from redis-py -> redis-py pubsub subscribers in N processes
-  floor     a bare asyncio Unix-socket publisher -> N bare asyncio readers
+Two pairs, each measured with its three systems' subscribers up at once (every one a
+process of its own), rounds interleaved in random order:
+
+  async  `agentctx.subscribe()` | redis-py `redis.asyncio` pubsub | a bare asyncio reader
+  sync   `agentctx.follow()`    | redis-py `pubsub.listen()`      | a bare blocking reader
+
+Where the delay starts:
+  agentctx  the event's `ts`, stamped by the sidecar as it applies a satisfy (the
+            source of an agentctx event is the daemon; the satisfy's request is not
+            counted, as the hop from a publisher to redis-server is)
+  redis     the publisher's clock just before PUBLISH (publisher -> redis-server ->
+            subscribers: one more hop than agentctx's, which favours agentctx)
+  floor     the floor server's clock just before it writes (benchmarks/floor.py)
+
+    python -m benchmarks.push PAIR N      # one row, e.g. `async 10`
 """
 
 from __future__ import annotations
@@ -13,25 +23,39 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import FrameClient, daemon, percentile
+from benchmarks.common import FrameClient, cpu_seconds, daemon, summarize
 
 RATE_HZ = 10.0  # messages per second, as the issue measured
+TICK_INTERVAL = 1.0  # the daemon's default: every session also gets a state a second
 DAEMON_CONFIG = (
-    "[sidecar]\ntick_interval = 1.0\nmax_clients = 4096\n"
+    f"[sidecar]\ntick_interval = {TICK_INTERVAL}\nmax_clients = 4096\n"
     "[drives.B]\nthreshold = 1e9\nactivity_driven = true\n"
 )
-READY_TIMEOUT = 120.0
+READY_TIMEOUT = 180.0
 REDIS_ENABLED = True  # switched off by the runner when redis cannot be had
+PAIRS: dict[str, dict[str, str]] = {  # role -> subscriber system (benchmarks.subscribers)
+    "async": {"agentctx": "agentctx", "redis": "redis-async", "floor": "floor-async"},
+    "sync": {"agentctx": "agentctx-sync", "redis": "redis", "floor": "floor-sync"},
+}
+# Which publisher feeds a subscriber system
+SOURCE = {
+    "agentctx": "agentctx",
+    "agentctx-sync": "agentctx",
+    "raw-daemon": "agentctx",
+    "redis": "redis",
+    "redis-async": "redis",
+    "floor-async": "floor",
+    "floor-sync": "floor",
+}
 
 
 class Pool:
@@ -61,41 +85,26 @@ class Pool:
         for p in self.procs:
             assert p.stdout is not None
             out.append(json.loads(p.stdout.readline()))
-            p.wait(30)
+            p.wait(60)
         return out
 
     def kill(self) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
+                p.wait(10)
 
 
 @contextmanager
 def redis_server(root: Path) -> Iterator[str | None]:
     exe = shutil.which("redis-server")
-    if exe is None:
+    if exe is None or not REDIS_ENABLED:
         yield None
         return
     path = root / "redis.sock"
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(path),
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    args = ["--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700"]
+    args += ["--save", "", "--appendonly", "no", "--dir", str(root)]
+    proc = subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while not path.exists():
@@ -137,22 +146,25 @@ class Publishers:
         self.floor = floor
         self._id = 0
 
-    def publish(self, system: str, tag: str) -> None:
-        if system == "agentctx":
-            self._id += 1
-            self.agentctx.send(
-                {
-                    "type": "satisfy",
-                    "id": self._id,
-                    "request_id": f"{tag}-{self._id}",
-                    "drive": "B",
-                    "amount": 0.0,
-                    "reason": tag,
-                }
-            )
+    def _satisfy(self, tag: str) -> None:
+        self._id += 1
+        self.agentctx.send(
+            {
+                "type": "satisfy",
+                "id": self._id,
+                "request_id": f"{tag}-{self._id}",
+                "drive": "B",
+                "amount": 0.0,
+                "reason": tag,
+            }
+        )
+
+    def publish(self, source: str, tag: str) -> None:
+        if source == "agentctx":
+            self._satisfy(tag)
             while self.agentctx.recv().get("id") != self._id:
                 pass
-        elif system == "redis":
+        elif source == "redis":
             body = json.dumps({"ts": time.time(), "tag": tag, "pad": "x" * 800})
             self.redis.publish("drives", body)
         else:
@@ -161,102 +173,126 @@ class Publishers:
             self.floor.stdin.flush()
             self.floor.stdout.readline()
 
-    def stop(self, system: str) -> None:
-        if system == "agentctx":
-            self.publish_stop_agentctx()
-        elif system == "redis":
+    def stop(self, source: str) -> None:
+        if source == "agentctx":
+            self._satisfy("stop")
+        elif source == "redis":
             self.redis.publish("drives", json.dumps({"stop": True}))
         else:
             assert self.floor.stdin is not None
             self.floor.stdin.write("stop\n")
             self.floor.stdin.flush()
 
-    def publish_stop_agentctx(self) -> None:
-        self._id += 1
-        self.agentctx.send(
-            {
-                "type": "satisfy",
-                "id": self._id,
-                "request_id": f"stop-{self._id}",
-                "drive": "B",
-                "amount": 0.0,
-                "reason": "stop",
-            }
-        )
+
+def _tag(key: str) -> str:
+    """A subscriber's result key without its subscription's prefix ("7:label/r0m1")."""
+    return key.rsplit(":", 1)[-1]
 
 
-def summarize(samples: list[float]) -> dict[str, float]:
-    us = [s * 1e6 for s in samples]
-    return {
-        "p50_us": round(statistics.median(us), 1),
-        "p99_us": round(percentile(us, 99), 1),
-        "max_us": round(max(us), 1),
-        "n": len(us),
-    }
+def _tag(key: str) -> str:
+    """A subscriber's result key without its subscription's prefix ("7:label/r0m1")."""
+    return key.rsplit(":", 1)[-1]
 
 
-def measure(n: int, rounds: int, per_round_n: int, in_process: bool = False) -> dict[str, Any]:
-    """One N: all three systems' subscribers up at once, rounds interleaved."""
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else round(a / b, 3)
+
+
+def run_systems(
+    systems: dict[str, str],
+    n: int,
+    rounds: int,
+    per_round: int,
+    per_process: int = 1,
+) -> dict[str, Any]:
+    """*systems*: label -> subscriber system, N processes each (of *per_process*
+    subscriptions), all up at once; rounds of *per_round* messages per label at
+    RATE_HZ, labels in random order each round. Per label: latency summary, how
+    many were missed, and the CPU its subscribers used; the daemon's CPU too."""
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="acx-push-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        _proc, run = stack.enter_context(daemon(DAEMON_CONFIG))
+        proc, run = stack.enter_context(daemon(DAEMON_CONFIG))
         sock = run / "sidecar.sock"
-        redis_path = stack.enter_context(redis_server(root)) if REDIS_ENABLED else None
+        sources = {SOURCE[s] for s in systems.values()}
+        redis_path = stack.enter_context(redis_server(root)) if "redis" in sources else None
         floor_path, floor = stack.enter_context(floor_server(root))
-        systems = (
-            ["agentctx"]
-            + (["redis"] if redis_path and not in_process else [])
-            + ([] if in_process else ["floor"])
-        )
+        address = {"agentctx": str(sock), "redis": redis_path, "floor": floor_path}
+        labels = [lb for lb, s in systems.items() if address[SOURCE[s]] is not None]
         pools: dict[str, Pool] = {}
-        try:
-            if in_process:  # N subscriptions in one process (the 1000-subscriber row)
-                pools["agentctx"] = Pool("agentctx", str(sock), 1, per_process=n)
-            else:
-                pools["agentctx"] = Pool("agentctx", str(sock), n)
-                if redis_path:
-                    pools["redis"] = Pool("redis", redis_path, n)
-                pools["floor"] = Pool("floor", floor_path, n)
-            for pool in pools.values():
-                pool.wait_ready()
-            pubs = Publishers(sock, redis_path, floor)
-            for r in range(rounds):
-                for system in random.sample(systems, len(systems)):
-                    for i in range(per_round_n):
-                        pubs.publish(system, f"r{r}m{i}")
-                        time.sleep(1 / RATE_HZ)
-            for system in systems:
-                pubs.stop(system)
-            results = {s: pools[s].results() for s in systems}
-        finally:
-            for pool in pools.values():
-                pool.kill()
-    out: dict[str, Any] = {"n": n}
-    per_round: dict[str, dict[int, list[float]]] = {s: {} for s in systems}
-    for system, subs in results.items():
-        all_delays = [d for sub in subs for d in sub.values()]
-        out[system] = summarize(all_delays)
-        out[system]["delivered"] = len(all_delays)
-        for sub in subs:
-            for tag, d in sub.items():
-                r = int(tag.split(":")[-1].split("m")[0][1:])
-                per_round[system].setdefault(r, []).append(d)
-    if "redis" in results:
-        ratios50 = [
-            statistics.median(per_round["agentctx"][r]) / statistics.median(per_round["redis"][r])
-            for r in range(rounds)
-        ]
-        ratios99 = [
-            percentile(per_round["agentctx"][r], 99) / percentile(per_round["redis"][r], 99)
-            for r in range(rounds)
-        ]
-        out["ratio_p50_vs_redis"] = round(statistics.median(ratios50), 3)
-        out["ratio_p99_vs_redis"] = round(statistics.median(ratios99), 3)
-    expected = rounds * per_round_n * n
-    for system in systems:
-        out[system]["missed"] = expected - out[system]["delivered"]
+        stack.callback(lambda: [pool.kill() for pool in pools.values()])
+        for label in labels:
+            system = systems[label]
+            addr = address[SOURCE[system]]
+            assert addr is not None
+            pools[label] = Pool(system, addr, n, per_process)
+        for pool in pools.values():
+            pool.wait_ready()
+        time.sleep(0.5)  # let start-up CPU settle
+        pubs = Publishers(sock, redis_path, floor)
+        daemon_cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        for r in range(rounds):
+            for label in random.sample(labels, len(labels)):
+                for i in range(per_round):
+                    pubs.publish(SOURCE[systems[label]], f"{label}/r{r}m{i}")
+                    time.sleep(1 / RATE_HZ)
+        wall = time.monotonic() - t0
+        daemon_cpu = cpu_seconds(proc.pid) - daemon_cpu0
+        for source in sorted({SOURCE[systems[lb]] for lb in labels}):
+            pubs.stop(source)
+        results = {lb: pools[lb].results() for lb in labels}
+    out: dict[str, Any] = {"n": n, "per_process": per_process, "wall_s": round(wall, 1)}
+    expected = rounds * per_round * n * per_process
+    for label, subs in results.items():
+        prefix = f"{label}/"
+        delays = [d for sub in subs for tag, d in sub.items() if _tag(tag).startswith(prefix)]
+        row = summarize(delays)
+        row["delivered"] = len(delays)
+        row["missed"] = expected - len(delays)
+        # The readers' own CPU from ready to stop, per message they received (ticks
+        # add wake-ups of their own; the other labels' messages when a source is shared).
+        received = sum(1 for sub in subs for tag in sub if not tag.startswith("_"))
+        cpu = sum(sub.get("_cpu_s", 0.0) for sub in subs)
+        row["cpu_us_per_delivery"] = round(cpu / max(1, received) * 1e6, 1)
+        out[label] = row
+    daemon_labels = [lb for lb in labels if SOURCE[systems[lb]] == "agentctx"]
+    if daemon_labels:
+        # Everything the daemon did (ticks, the satisfy requests, fsyncs) per state it
+        # delivered: a state per satisfy and per tick, to every session.
+        sessions = n * per_process * len(daemon_labels)
+        states = rounds * per_round * len(daemon_labels) + wall / TICK_INTERVAL
+        out["daemon_cpu_percent"] = round(100 * daemon_cpu / wall, 2)
+        out["daemon_cpu_us_per_state"] = round(daemon_cpu / (states * sessions) * 1e6, 2)
+    out["load_avg"] = [round(x, 2) for x in load0] + [round(os.getloadavg()[0], 2)]
     return out
 
 
+def measure(pair: str, n: int, rounds: int, per_round: int) -> dict[str, Any]:
+    """One row of a pair: agentctx, redis and the floor of that kind at N subscribers."""
+    row = run_systems(PAIRS[pair], n, rounds, per_round)
+    row["pair"] = pair
+    a = row["agentctx"]
+    for other in ("redis", "floor"):
+        if other in row:
+            row[f"vs_{other}"] = {
+                "p50": ratio(a["p50_us"], row[other]["p50_us"]),
+                "p99": ratio(a["p99_us"], row[other]["p99_us"]),
+            }
+    return row
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) == 2 and argv[0] in PAIRS:
+        print(json.dumps(measure(argv[0], int(argv[1]), 2, 10), indent=2))
+        return
+    # ad hoc: python -m benchmarks.push N ROUNDS PER_ROUND SYSTEM...
+    n, rounds, per_round, *systems = argv
+    print(
+        json.dumps(
+            run_systems({s: s for s in systems}, int(n), int(rounds), int(per_round)), indent=2
+        )
+    )
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure(int(os.environ.get("N", "1")), 2, 10), indent=2))
+    main(sys.argv[1:])

@@ -179,7 +179,9 @@ class Engine:
         return "building"
 
     def _drive(self, name: str) -> _Drive:
-        drive = self._drives.get(drive_key(name))
+        # Keys are drive_key()s, and drive_key of a key is itself: a name that is a key
+        # (the hub's, building every state) needs no normalising.
+        drive = self._drives.get(name) or self._drives.get(drive_key(name))
         if drive is None:
             raise UnknownDrive(name, self._drives)
         return drive

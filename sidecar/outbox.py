@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 MAX_OUTBOX: Final = 1024  # queued events + responses before a client counts as stuck
 FINAL_FRAME_TIMEOUT: Final = 1.0  # best effort to tell a closed client why
 # The kernel counts its own bookkeeping against SO_SNDBUF too (SIOCOUTQ is in the same
-# units), so each write is charged this allowance on top of its bytes...
+# units), so each write is charged this allowance on top of its bytes (per SKB_CHUNK
+# of it: a large write is queued as several buffers)...
 WRITE_OVERHEAD: Final = 1024
+SKB_CHUNK: Final = 4096
 # ...and this much is always left free, so the final error frame fits.
 FINAL_RESERVE: Final = 2048
 _STATE_SLOT: Final = b""  # marker in the queue: "the newest state goes here"
@@ -56,6 +58,10 @@ class Outbox:
         self._raw = raw
         self._fd = raw.fileno()
         self._sndbuf = raw.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        # An upper bound of what SIOCOUTQ would say: it was exact when last asked, and
+        # only our own writes make it grow. While the bound leaves room, no need to ask
+        # (an ioctl per subscriber per state, on the fan-out's hot path).
+        self._queued_bound = 0
         self._queue: deque[bytes] = deque()
         self._state: bytes | None = None  # the newest unsent state (its slot is queued)
         self._unsent: memoryview | None = None  # the rest of a batch the socket cut short
@@ -69,14 +75,15 @@ class Outbox:
         if self.closing:
             return
         if not self._queue and self._unsent is None:
-            data = state + b"".join(events) if events else state
-            if self._room() >= len(data):
+            data = _joined(state, events)
+            if self._room(FINAL_RESERVE, len(data)) >= len(data):
                 try:
                     sent = self._raw.send(data)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError:
                     sent = -1  # broken: the sender finds out and ends the connection
+                self._wrote(sent)
                 if sent == len(data):
                     return
                 if sent > 0:  # a frame cut in two: its rest goes first
@@ -147,7 +154,7 @@ class Outbox:
         """Write what fits of the unsent bytes; wait for room when none does.
         False when the client is gone, or was stuck and has been dropped."""
         assert self._unsent is not None
-        room = self._room(reserve)
+        room = self._room(reserve, len(self._unsent))
         if room > 0:
             try:
                 sent = self._raw.send(self._unsent[:room])
@@ -156,6 +163,7 @@ class Outbox:
             except OSError:
                 log.debug("client %s: gone", self.name)  # it closed or died: nothing to do
                 return False
+            self._wrote(sent)
             self._unsent = self._unsent[sent:] if sent < len(self._unsent) else None
             if sent:
                 return True
@@ -168,13 +176,22 @@ class Outbox:
             self._drop_stuck()
         return False
 
-    def _room(self, reserve: int = FINAL_RESERVE) -> int:
-        """Bytes that fit in the send buffer now, keeping *reserve* free."""
+    def _room(self, reserve: int, want: int) -> int:
+        """Bytes that fit in the send buffer now, keeping *reserve* free: at least
+        *want* by the bound alone, else as the kernel says."""
+        room = self._sndbuf - self._queued_bound - _charge(want) - reserve + want
+        if room >= want:
+            return room
         try:
             queued: int = _INT.unpack(fcntl.ioctl(self._fd, termios.TIOCOUTQ, b"\0" * 4))[0]
         except OSError:  # a closed socket: let the send itself fail and say so
             return self._sndbuf
+        self._queued_bound = queued
         return self._sndbuf - queued - WRITE_OVERHEAD - reserve
+
+    def _wrote(self, sent: int) -> None:
+        if sent > 0:
+            self._queued_bound += _charge(sent)
 
     def _drop_stuck(self) -> None:
         log.warning("client %s: not reading for %.1fs; dropping it", self.name, self.send_timeout)
@@ -184,3 +201,24 @@ class Outbox:
         with contextlib.suppress(OSError):  # non-blocking: FINAL_RESERVE kept room for it
             self._raw.send(final)
         self.closing = True
+
+
+def _charge(size: int) -> int:
+    """What a write of *size* bytes adds to the send queue's count, at most."""
+    return size + WRITE_OVERHEAD * (1 + size // SKB_CHUNK)
+
+
+# The hub pushes the same state and events to every subscriber: join them once.
+_last_join: tuple[bytes, Sequence[bytes], bytes] = (b"", (), b"")
+
+
+def _joined(state: bytes, events: Sequence[bytes]) -> bytes:
+    global _last_join
+    if not events:
+        return state
+    last_state, last_events, data = _last_join
+    if state is last_state and events is last_events:
+        return data
+    data = state + b"".join(events)
+    _last_join = (state, events, data)
+    return data

@@ -63,3 +63,27 @@ def test_what_cannot_be_encoded() -> None:
         fastjson.dumps(loop)
     with pytest.raises(TypeError, match="set is not JSON serializable"):
         fastjson.dumps({1, 2})
+
+
+def test_malformed_text_is_a_value_error_without_json_imported() -> None:
+    """The C scanner finds JSONDecodeError only if `json` was imported already; the
+    hook path never imports it, and a torn snapshot must still be a ValueError."""
+    import subprocess
+    import sys
+
+    from support import REPO
+
+    probe = (
+        "import sys\n"
+        "from agentctx._core import fastjson\n"
+        "assert 'json.decoder' not in sys.modules\n"
+        "for bad in (b'{torn', b'[1,', b'{\"a\": tru}'):\n"
+        "    try:\n"
+        "        fastjson.loads(bad)\n"
+        "    except ValueError:\n"
+        "        continue\n"
+        "    raise AssertionError(bad)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,3 +166,63 @@ def test_live_over_the_snapshot_alone_has_a_state_at_once(make_daemon: Factory) 
     d.stop()
     with agentctx.Live() as live:
         assert live.state is not None and live.state.source == "file"
+
+
+@pytest.mark.anyio
+async def test_a_hung_daemon_counts_as_down_even_for_a_reader_that_keeps_timing_out(
+    make_daemon: Factory,
+) -> None:
+    """SIGSTOP: the socket stays open but nothing comes. A reader that cancels its wait
+    every 0.3 s (as `agentctx watch` does to redraw) still hears "fallback" after a few
+    tick intervals (at least STALE_MIN_S), and "live" again after SIGCONT."""
+    d = make_daemon({"B": BUCKET}, tick_interval=0.2)
+    modes: list[tuple[str, str]] = []
+    with anyio.fail_after(40):
+        async with agentctx.subscribe(reconnect_max=0.2) as updates:
+            while len(modes) < 3:
+                u = None
+                with anyio.move_on_after(0.3):
+                    u = await updates.__anext__()
+                if isinstance(u, Transition):
+                    modes.append((u.mode, u.reason))
+                    if u.mode == "fallback":
+                        d.signal(signal.SIGCONT)
+                elif isinstance(u, DriveState) and len(modes) == 1:
+                    d.signal(signal.SIGSTOP)
+    assert [m for m, _ in modes] == ["live", "fallback", "live"]
+    assert "no state from the sidecar" in modes[1][1]
+
+
+@pytest.mark.anyio
+async def test_fallback_survives_a_replaced_runtime_dir_and_never_goes_back(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    snap = run / "drives-state.json"
+    base = {"tick_interval": 1.0, "drives": {}}
+
+    def write(seq: int) -> None:
+        data = {**base, "seq": seq, "tick_ts": time.time()}
+        atomic_write(snap, json.dumps(data).encode(), durable=False)
+
+    got: list[int] = []
+    with anyio.fail_after(30):
+        async with agentctx.subscribe(
+            socket_path=run / "sidecar.sock", snapshot_path=snap, backstop=0.2
+        ) as updates:
+            run.mkdir(mode=0o700)
+            write(5)
+            async for u in updates:
+                if not isinstance(u, DriveState):
+                    continue
+                got.append(u.seq)
+                if u.seq == 5:
+                    write(3)  # older: never handed out
+                    await anyio.sleep(0.3)
+                    shutil.rmtree(run)
+                    run.mkdir(mode=0o700)
+                    await anyio.sleep(0.5)  # noticed at the backstop at the latest
+                    write(6)
+                elif u.seq == 6:
+                    break
+    assert got == [5, 6]

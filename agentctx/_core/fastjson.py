@@ -54,6 +54,11 @@ def loads(data: bytes | str) -> Any:
         obj, end = _scan(text, start)
     except StopIteration as exc:
         raise ValueError(f"Expecting value: char {exc.value}") from None
+    except SystemError:
+        # The scanner raises json.decoder.JSONDecodeError for malformed text, but looks
+        # that class up only among modules already imported: without `json` loaded
+        # it fails to raise anything, which Python reports as a SystemError.
+        raise ValueError("malformed JSON") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"Extra data: char {end}")
     return obj

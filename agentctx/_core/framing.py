@@ -62,28 +62,43 @@ class FrameDecoder:
         """Bytes received but not yet part of a whole frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """Add *data*; return every payload it completes.
+
+        *data* may be a view of a receive buffer the caller reuses: nothing keeps a
+        reference to it. Whole frames are cut straight out of it (one copy each);
+        only an incomplete tail is buffered.
 
         Raises FrameTooLarge for a header above max_frame and ProtocolError for
         a zero-length frame. After either, the stream is unusable: close it.
         """
         buf = self._buf
-        buf += data
+        if buf:  # a partial frame is pending: continue it
+            buf += data
+            data = buf
         frames: list[bytes] = []
         start = 0
-        end = len(buf)
+        end = len(data)
         while end - start >= HEADER_SIZE:
-            (size,) = _HEADER.unpack_from(buf, start)
+            (size,) = _HEADER.unpack_from(data, start)
             if size == 0:
+                self._keep(data, start)
                 raise ProtocolError("zero-length frame")
             if size > self.max_frame:
+                self._keep(data, start)
                 raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {self.max_frame}")
             if end - start - HEADER_SIZE < size:
                 break
             body_start = start + HEADER_SIZE
-            frames.append(bytes(buf[body_start : body_start + size]))
+            frames.append(bytes(data[body_start : body_start + size]))
             start = body_start + size
-        if start:
-            del buf[:start]
+        self._keep(data, start)
         return frames
+
+    def _keep(self, data: bytes | bytearray | memoryview, start: int) -> None:
+        """Buffer what is left of *data* from *start* (nothing, usually)."""
+        if data is self._buf:
+            if start:
+                del self._buf[:start]
+        elif start < len(data):
+            self._buf = bytearray(data[start:])

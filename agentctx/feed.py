@@ -1,0 +1,153 @@
+"""What `subscribe()` and `follow()` share, without any I/O: frames and snapshot reads
+in, updates out, in order, never a state older than one already handed out.
+
+Both read the socket in the caller's own task or thread and hand over what one read
+brought (a state and its events arrive in one write of the daemon) from `ready`:
+no queue, task or thread stands between the socket and the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from agentctx._core.errors import ProtocolError, StoreError
+from agentctx._core.snapshot import read_snapshot_file
+from agentctx.state import STALE_MIN_S, STALE_TICKS, DriveEvent, DriveState, Transition
+
+__all__ = [
+    "BACKSTOP",
+    "NO_INOTIFY_POLL",
+    "RECONNECT_MAX",
+    "RECONNECT_MIN",
+    "Feed",
+    "SnapshotFile",
+    "Update",
+    "silence_for",
+]
+
+Update = DriveState | DriveEvent | Transition
+
+RECONNECT_MIN: Final = 0.05
+RECONNECT_MAX: Final = 2.0
+BACKSTOP: Final = 1.0  # re-read the snapshot at least this often while following it
+# Without inotify (not Linux, or no instance left) the snapshot is polled this often:
+# a stat every 50 ms is ~0.1 % of a core and keeps the fallback within tens of ms.
+NO_INOTIFY_POLL: Final = 0.05
+
+_decode = msgspec.json.Decoder().decode
+
+
+class _Head(msgspec.Struct):
+    """What a follower reads of every frame: its type, and a state's place in order.
+    Decoding only these skips the rest of the frame without building anything."""
+
+    type: Any = None
+    seq: Any = 0
+    boot_id: Any = ""
+    tick_ts: Any = 0.0
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+
+
+def silence_for(welcome: dict[str, Any]) -> float:
+    """How long a live connection may stay silent before the daemon counts as hung:
+    a few of its tick intervals (it sends a state every tick)."""
+    return max(STALE_TICKS * float(welcome.get("tick_interval", 1.0)), STALE_MIN_S)
+
+
+class Feed:
+    """Updates ready to be handed out, and the newest state handed out or queued."""
+
+    __slots__ = ("last", "ready")
+
+    def __init__(self) -> None:
+        self.last: DriveState | None = None
+        self.ready: deque[Update] = deque()
+
+    def frames(self, payloads: list[bytes]) -> None:
+        """Decode the frames of one read into updates. ProtocolError on a frame that is
+        not a JSON object; frames of other types (pong, error) are not for a reader."""
+        ready = self.ready
+        for payload in payloads:
+            try:
+                head = _decode_head(payload)
+            except msgspec.ValidationError:  # valid JSON, not an object
+                raise ProtocolError("bad frame from the sidecar: not an object") from None
+            except msgspec.DecodeError as exc:
+                raise ProtocolError(f"bad frame from the sidecar: {exc}") from None
+            kind = head.type
+            if kind == "state":  # decoded when (if ever) its data is looked at
+                state = DriveState.lazy(payload, (head.seq, head.boot_id, head.tick_ts), _decode)
+                try:
+                    newer = state.newer_than(self.last)
+                except (TypeError, ValueError):  # a seq or tick_ts that is not a number
+                    raise ProtocolError("bad state from the sidecar: seq, tick_ts") from None
+                if newer:
+                    self.last = state
+                    ready.append(state)
+            elif kind == "event":
+                ready.append(DriveEvent(_decode(payload)))
+
+    def file_state(self, state: DriveState) -> None:
+        """A state read from the snapshot file. One not yet handed out is replaced by
+        a newer one: a slow reader in fallback gets the newest, not a backlog."""
+        if not state.newer_than(self.last):
+            return
+        self.last = state
+        ready = self.ready
+        if ready and isinstance(ready[-1], DriveState) and ready[-1].source == "file":
+            ready[-1] = state
+        else:
+            ready.append(state)
+
+    def transition(self, mode: str, reason: str) -> None:
+        self.ready.append(Transition(mode, reason))
+
+
+class SnapshotFile:
+    """Reads of the snapshot file for a follower: what changed since the last read,
+    and why there was nothing (no file, damaged) for a view to show."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problem: str | None = None  # why the last read gave no state; None: it did
+        self._sig: tuple[int, int] | None = None
+
+    def forget(self) -> None:
+        """Read it whatever it looks like next time (on entering fallback)."""
+        self._sig = None
+
+    def read(self, only_if_changed: bool = False) -> DriveState | None:
+        """The state in the file; None if there is none, it cannot be read, or
+        *only_if_changed* and its (inode, mtime) are those of the last read."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            self._sig, self.problem = None, f"no snapshot at {self.path} ({exc.strerror})"
+            return None
+        sig = (st.st_ino, st.st_mtime_ns)
+        if only_if_changed and sig == self._sig:
+            return None
+        self._sig = sig
+        try:
+            data = read_snapshot_file(self.path)
+        except StoreError as exc:  # atomic renames never tear it; a person might
+            self.problem = str(exc)
+            return None
+        if data is None:  # gone between the stat and the read
+            self._sig, self.problem = None, f"no snapshot at {self.path}"
+            return None
+        state = DriveState(data, "file")
+        try:
+            state.seq, state.tick_ts  # noqa: B018 (ordering needs both as numbers)
+        except (TypeError, ValueError):
+            self.problem = f"{self.path}: not a drive state (seq, tick_ts)"
+            return None
+        self.problem = None
+        return state
