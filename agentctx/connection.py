@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,6 +50,7 @@ class _AnyioPipe:
         self.stream = stream
         self.raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
         self.decoder = FrameDecoder(MAX_FRAME_LIMIT)  # the daemon is trusted: its limit
+        self._frames: list[bytes] = []
         self.silence: float | None = None
         # When the current wait for data began; a read cancelled by its caller (a
         # redraw timeout) does not restart it, data does: silence is counted in
@@ -58,15 +60,18 @@ class _AnyioPipe:
     def watch_silence(self, silence: float) -> None:
         self.silence = silence
 
-    async def frames(self) -> list[bytes]:
-        """The whole frames of the next read(s): at least one."""
-        while True:
+    def take(self) -> list[bytes]:
+        """The whole frames read so far ([] if none)."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    async def readable(self) -> None:
+        """Read until at least one whole frame is in."""
+        while not self._frames:
             try:
-                frames = self.decoder.feed(await self._read())
+                self._frames = self.decoder.feed(await self._read())
             except FrameTooLarge as exc:
                 raise ProtocolError(str(exc)) from None
-            if frames:
-                return frames
 
     async def _read(self) -> bytes:
         if self.silence is None:
@@ -180,18 +185,26 @@ class _AsyncioPipe(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    async def frames(self) -> list[bytes]:
-        """The whole frames received so far: at least one."""
-        while not self.ready:
-            if self.lost is not None:
-                raise self.lost
-            self.waiter = self.loop.create_future()
-            await self.waiter
-        frames, self.ready, self.buffered = self.ready, [], 0
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
+    def take(self) -> list[bytes]:
+        """The whole frames received so far ([] if none); once they are all taken,
+        why the connection ended (if it did)."""
+        frames = self.ready
+        if frames:
+            self.ready, self.buffered = [], 0
+            if self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
+        elif self.lost is not None:
+            raise self.lost
         return frames
+
+    def readable(self) -> asyncio.Future[None]:
+        """Done when frames arrive or the connection ends. A future, not a coroutine:
+        the reader's task awaits it directly, one frame less to resume per wake-up."""
+        waiter = self.waiter = self.loop.create_future()
+        if self.ready or self.lost is not None:
+            waiter.set_result(None)
+        return waiter
 
     async def write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -254,17 +267,35 @@ class Connection:
             pipe.watch_silence(silence_for(welcome))
         return conn
 
-    async def payloads(self) -> list[bytes]:
-        """The whole frames of the next read (at least one), undecoded. Cancelling it
-        loses nothing. DaemonUnavailable when the connection ends or falls silent,
+    def take(self) -> list[bytes]:
+        """The whole frames received so far ([] if none), undecoded. DaemonUnavailable
+        once the connection ended (or fell silent) and all of them were taken,
         ProtocolError on a frame above the limit."""
         if self._frames:
             frames, self._frames = self._frames, []
             return frames
         try:
-            return await self.pipe.frames()
+            return self.pipe.take()
         except _UNAVAILABLE as exc:
             raise DaemonUnavailable(f"connection lost: {_why(exc)}") from None
+
+    def readable(self) -> Awaitable[None]:
+        """Wait for frames (or the end: `take()` then says so). Cancelling it loses
+        nothing."""
+        pipe = self.pipe
+        return pipe.readable() if isinstance(pipe, _AsyncioPipe) else self._anyio_readable(pipe)
+
+    async def _anyio_readable(self, pipe: _AnyioPipe) -> None:
+        try:
+            await pipe.readable()
+        except _UNAVAILABLE as exc:
+            raise DaemonUnavailable(f"connection lost: {_why(exc)}") from None
+
+    async def payloads(self) -> list[bytes]:
+        """The whole frames of the next read (at least one), undecoded."""
+        while not (frames := self.take()):
+            await self.readable()
+        return frames
 
     async def receive(self) -> dict[str, Any]:
         """The next frame as a dict. DaemonUnavailable when the connection ends."""

@@ -86,10 +86,10 @@ class Follower:
         self._silence = 0.0
         # Shared with close() (any thread), under the lock:
         self._lock = threading.Lock()
-        self._closed = False
         self._busy = False  # a thread is inside __next__: it releases what is open
         self._sock: socket.socket | None = None  # connected or connecting
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closed = False  # set last: __del__ releases what is open only if set
         # Fallback only (the iterating thread's own):
         self._watch: inotify.DirWatch | None = None
         self._poll = select.poll()
@@ -120,6 +120,9 @@ class Follower:
         return self
 
     def __next__(self) -> Update:
+        ready = self._feed.ready
+        if ready and not self._closed:  # the rest of what the last read brought
+            return ready.popleft()
         with self._lock:
             if self._closed:
                 raise StopIteration
@@ -145,19 +148,23 @@ class Follower:
 
     def close(self) -> None:
         """Stop, from any thread: the iterating thread (if any) returns at once."""
-        with self._lock:
+        with self._lock:  # the iterating thread releases the descriptors under it too
             if self._closed:
                 return
             self._closed = True
-            sock = self._sock
             if not self._busy:
                 self._release()
                 return
-        if sock is not None:  # wakes a blocked recv (or a welcome wait) with EOF
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):  # wakes the poll of the fallback
-            os.write(self._wake_w, b"!")
+            if self._sock is not None:  # wakes a blocked recv (or welcome wait) with EOF
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # wakes the poll of the fallback
+                os.write(self._wake_w, b"!")
+
+    def __del__(self) -> None:  # iterated without `with` and dropped: no descriptor leaks
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self._release()
 
     def _release(self) -> None:
         """Close every descriptor (under the lock, by the last one out)."""

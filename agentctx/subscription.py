@@ -117,7 +117,10 @@ class Subscription:
         while not ready:
             if self._conn is not None:  # live: the hot path
                 try:
-                    feed.frames(await self._conn.payloads())
+                    if frames := self._conn.take():
+                        feed.frames(frames)
+                    else:
+                        await self._conn.readable()
                 except (DaemonUnavailable, ProtocolError) as exc:
                     conn, self._conn = self._conn, None
                     with anyio.CancelScope(shield=True):
