@@ -93,16 +93,18 @@ class Subscription:
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
+        tg = self._tg
+        assert tg is not None
+        tg.cancel_scope.cancel()
         try:
-            return await self._tg.__aexit__(et, exc, tb)
+            return await tg.__aexit__(et, exc, tb)
         finally:
             with anyio.CancelScope(shield=True):
                 for conn in (self._conn, self._handover):
                     if conn is not None:
                         await conn.aclose()
             self._conn = self._handover = None
+            self._tg = None  # iterating after the block is a mistake, said as such
 
     def __aiter__(self) -> Subscription:
         return self
