@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,9 @@ ISO_CACHE: Final = 4096  # instants formatted for states, kept (a few per drive 
 
 class Subscriber(Protocol):
     def push(self, state: bytes, events: Sequence[bytes] = ()) -> None: ...
+
+
+_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 
 
 @functools.lru_cache(maxsize=ISO_CACHE)
@@ -316,6 +320,11 @@ class Hub:
         event_frames = [encode_frame(encode(event)) for event in changes]
         for sub in list(self.subscribers):
             sub.push(state_frame, event_frames)
+        if self.subscribers:
+            # The readers just woken go first: one placed on this core would otherwise
+            # wait behind all that follows (the offers below, the ack, the file writes'
+            # threads), which measured a second mode at +0.5 ms in 1 of 5 deliveries.
+            _yield_cpu()
         # After the subscribers: their senders are woken first, the file write after.
         self.snapshot_writer.offer(self.seq, state_json)
         if changes:
