@@ -126,7 +126,7 @@ def run(quick: bool) -> dict[str, Any]:
         "targets": TARGETS,
     }
 
-    rounds, per_round = (2, 10) if quick else (5, 20)
+    rounds, per_round = (3, 10) if quick else (5, 20)
     out["push"] = {}
     for pair in push.PAIRS:
         rows = []

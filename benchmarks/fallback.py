@@ -30,7 +30,7 @@ from agentctx.feed import Update
 from agentctx.follower import Follower
 from agentctx.state import DriveState
 from agentctx.subscription import Subscription
-from benchmarks.common import summary_us
+from benchmarks.common import busy_percent, machine_busy, summary_us
 from benchmarks.load import push_load
 
 WRITER = r"""
@@ -142,6 +142,7 @@ def measure(n: int, interval: float, load: int) -> dict[str, Any]:
         if load:
             stack.enter_context(push_load(load))
         out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+        busy0 = machine_busy()
         for kind in ("async", "sync"):
             with tempfile.TemporaryDirectory(prefix="acx-fb-") as tmp:
                 run = Path(tmp)
@@ -150,6 +151,7 @@ def measure(n: int, interval: float, load: int) -> dict[str, Any]:
                     out[kind] = anyio.run(follow_async, run, n, interval)
                 else:
                     out[kind] = follow_sync(run, n, interval)
+        out["machine_busy_percent"] = busy_percent(busy0, machine_busy())
     return out
 
 

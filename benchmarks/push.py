@@ -32,7 +32,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import FrameClient, cpu_seconds, daemon, summarize
+from benchmarks.common import (
+    FrameClient,
+    busy_percent,
+    cpu_seconds,
+    daemon,
+    machine_busy,
+    summarize,
+)
 
 RATE_HZ = 10.0  # messages per second, as the issue measured
 TICK_INTERVAL = 1.0  # the daemon's default: every session also gets a state a second
@@ -41,6 +48,7 @@ DAEMON_CONFIG = (
     "[drives.B]\nthreshold = 1e9\nactivity_driven = true\n"
 )
 READY_TIMEOUT = 180.0
+SETTLE_S = 2.0  # after start-up and after teardown: hundreds of processes come and go
 REDIS_ENABLED = True  # switched off by the runner when redis cannot be had
 PAIRS: dict[str, dict[str, str]] = {  # role -> subscriber system (benchmarks.subscribers)
     "async": {"agentctx": "agentctx", "redis": "redis-async", "floor": "floor-async"},
@@ -228,8 +236,9 @@ def run_systems(
             pools[label] = Pool(system, addr, n, per_process)
         for pool in pools.values():
             pool.wait_ready()
-        time.sleep(0.5)  # let start-up CPU settle
+        time.sleep(SETTLE_S)  # let start-up CPU settle
         pubs = Publishers(sock, redis_path, floor)
+        busy0 = machine_busy()
         daemon_cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         for r in range(rounds):
             for label in random.sample(labels, len(labels)):
@@ -238,6 +247,7 @@ def run_systems(
                     time.sleep(1 / RATE_HZ)
         wall = time.monotonic() - t0
         daemon_cpu = cpu_seconds(proc.pid) - daemon_cpu0
+        busy = busy_percent(busy0, machine_busy())
         for source in sorted({SOURCE[systems[lb]] for lb in labels}):
             pubs.stop(source)
         results = {lb: pools[lb].results() for lb in labels}
@@ -264,6 +274,9 @@ def run_systems(
         out["daemon_cpu_percent"] = round(100 * daemon_cpu / wall, 2)
         out["daemon_cpu_us_per_state"] = round(daemon_cpu / (states * sessions) * 1e6, 2)
     out["load_avg"] = [round(x, 2) for x in load0] + [round(os.getloadavg()[0], 2)]
+    # how busy both cores were while the messages went out (everyone's processes)
+    out["machine_busy_percent"] = busy
+    time.sleep(SETTLE_S)  # the pools' teardown, before the next row starts
     return out
 
 

@@ -31,7 +31,7 @@ def push_lines(res: dict[str, Any]) -> list[str]:
             f"push latency, {pair} pair: {a} | {r} | {fl}  (us; ratios: ! = target missed)",
             f"{'N':>4} {'agentctx p50':>12} {'p99':>7} {'redis p50':>10} {'p99':>7} "
             f"{'floor p50':>10} {'p99':>7} {'/redis p50':>10} {'p99':>5} "
-            f"{'/floor p50':>10} {'p99':>5}  {'load avg':>9}",
+            f"{'/floor p50':>10} {'p99':>5}  {'load avg':>9} {'busy':>5}",
         ]
         for row in rows:
             ag, rd, fo = row["agentctx"], row.get("redis", {}), row.get("floor", {})
@@ -44,7 +44,8 @@ def push_lines(res: dict[str, Any]) -> list[str]:
                 f"{_f(vr.get('p99'), 2) + _mark(vr.get('p99'), REDIS_TARGET):>5} "
                 f"{_f(vf.get('p50'), 2) + _mark(vf.get('p50'), FLOOR_TARGET):>10} "
                 f"{_f(vf.get('p99'), 2) + _mark(vf.get('p99'), FLOOR_TARGET):>5}  "
-                f"{_f(row['load_avg'][0], 1):>4}-{_f(row['load_avg'][-1], 1)}"
+                f"{_f(row['load_avg'][0], 1):>4}-{_f(row['load_avg'][-1], 1):<4} "
+                f"{_f(row.get('machine_busy_percent'), 0):>4}%"
             )
             missed = {k: row[k]["missed"] for k in ("agentctx", "redis", "floor") if k in row}
             if any(missed.values()):
@@ -70,14 +71,16 @@ def table(res: dict[str, Any]) -> str:
             f"  {p['sessions']:>5} sessions: p50 {_f(p['p50_us'])} us, p99 {_f(p['p99_us'])} "
             f"us, missed {p['missed']}, daemon {_f(p['daemon_cpu_us_per_state'], 1)} us/state "
             f"({_f(p['daemon_cpu_percent'], 1)} % CPU), reader "
-            f"{_f(p['reader_cpu_us_per_delivery'])} us/delivery"
+            f"{_f(p['reader_cpu_us_per_delivery'])} us/delivery; machine "
+            f"{_f(p.get('machine_busy_percent'), 0)} % busy"
         )
     lines.append(f"  latency doubles from {sc['knee_sessions'] or 'never (in range)'} sessions")
     fb = res["fallback"]
     for kind in ("async", "sync"):
         f = fb[kind]
         lines.append(
-            f"file fallback, {kind} ({fb['load_subscribers']} subscribers busy meanwhile): "
+            f"file fallback, {kind} (meanwhile {fb['load_subscribers']} subscribers at 10/s, "
+            f"machine {_f(fb.get('machine_busy_percent'), 0)} % busy): "
             f"p50 {f['latency']['p50_us'] / 1000:.1f} ms, p99 {res['fallback_p99_ms'][kind]} ms, "
             f"missed {f['missed']} of {f['updates_written']}, reader CPU "
             f"{f['reader_cpu_percent']} %"

@@ -40,6 +40,7 @@ def measure(
                 "daemon_cpu_percent": row.get("daemon_cpu_percent"),
                 "daemon_cpu_us_per_state": row.get("daemon_cpu_us_per_state"),
                 "load_avg": row["load_avg"],
+                "machine_busy_percent": row["machine_busy_percent"],
             }
         )
     base = points[0]["p50_us"] or 0.0
