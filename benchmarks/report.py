@@ -51,13 +51,13 @@ def push_lines(res: dict[str, Any]) -> list[str]:
             if any(missed.values()):
                 lines.append(f"     missed: {missed}")
         lines.append("")
-    share = res.get("daemon_share")
-    if share:
-        raw, fl = share["raw-daemon"], share["floor"]
+    for row in res.get("daemon_share", []):
+        raw, fl, vf = row["raw"], row["floor"], row["vs_floor"]
         lines.append(
-            f"a bare blocking reader of the daemon (N = 1): p50 {_f(raw.get('p50_us'))} us, "
-            f"p99 {_f(raw.get('p99_us'))}; the sync floor {_f(fl.get('p50_us'))} / "
-            f"{_f(fl.get('p99_us'))} us"
+            f"the daemon's share, N = {row['n']}: a bare blocking reader of the daemon p50 "
+            f"{_f(raw.get('p50_us'))} / p99 {_f(raw.get('p99_us'))} us, the sync floor "
+            f"{_f(fl.get('p50_us'))} / {_f(fl.get('p99_us'))} us: {_f(vf['p50'], 2)} / "
+            f"{_f(vf['p99'], 2)}x the floor before any client library"
         )
     return lines
 
@@ -112,6 +112,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    colors = {"agentctx": "tab:blue", "redis": "tab:red", "floor": "tab:gray"}
     for ax, (pair, rows) in zip(axes, res["push"].items(), strict=False):
         names = LABELS[pair]
         for key, name, marker in zip(("agentctx", "redis", "floor"), names, "os^", strict=True):
@@ -122,8 +123,18 @@ def plot(res: dict[str, Any], path: Path) -> None:
                         [p[0] for p in pts],
                         [p[1] / 1000 for p in pts],
                         marker + style,
+                        color=colors[key],
                         label=f"{name} {pct[:3]}",
                     )
+        if pair == "sync" and res.get("daemon_share"):
+            share = res["daemon_share"]
+            ax.plot(
+                [r["n"] for r in share],
+                [r["raw"]["p50_us"] / 1000 for r in share],
+                "d:",
+                color="tab:green",
+                label="bare reader of the daemon p50",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("subscriber processes")
@@ -144,6 +155,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     twin = ax.twinx()
     twin.plot(xs, [p["daemon_cpu_us_per_state"] for p in pts], "s:", color="gray",
               label="daemon CPU per state (us)")  # fmt: skip
+    twin.set_yscale("log")
     twin.set_ylabel("daemon CPU per delivered state (us)")
     ax.set_title("scale")
     lines = ax.get_legend_handles_labels()
