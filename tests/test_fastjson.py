@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import REPO
 
 from agentctx._core import fastjson
 
@@ -68,11 +71,6 @@ def test_what_cannot_be_encoded() -> None:
 def test_malformed_text_is_a_value_error_without_json_imported() -> None:
     """The C scanner finds JSONDecodeError only if `json` was imported already; the
     hook path never imports it, and a torn snapshot must still be a ValueError."""
-    import subprocess
-    import sys
-
-    from support import REPO
-
     probe = (
         "import sys\n"
         "from agentctx._core import fastjson\n"

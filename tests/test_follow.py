@@ -30,7 +30,9 @@ def write_snapshot(path: Path, base: dict[str, Any], seq: int) -> None:
     atomic_write(path, json.dumps(data).encode(), durable=False)
 
 
-def within(updates: Follower, seconds: float = WAIT) -> Iterator[DriveState | DriveEvent | Transition]:
+def within(
+    updates: Follower, seconds: float = WAIT
+) -> Iterator[DriveState | DriveEvent | Transition]:
     """The updates, closing the follower (from a timer thread) if the test hangs."""
     timer = threading.Timer(seconds, updates.close)
     timer.start()
