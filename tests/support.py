@@ -337,3 +337,22 @@ def fill(directory: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+def run_module(
+    module: str,
+    env: dict[str, str],
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` (agentctx or sidecar) as a user runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

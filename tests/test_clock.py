@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import FAST
-from support import REPO, DaemonProcess
+from support import DaemonProcess, run_module
 
 Factory = Callable[..., DaemonProcess]
 
@@ -65,14 +64,7 @@ def clock(env: dict[str, str], dirs: dict[str, Path]) -> Iterator[FakeClock]:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """The `agentctx` CLI, on the same (fake) clock as the daemon."""
-    return subprocess.run(
-        [sys.executable, "-m", "agentctx", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("agentctx", env, *args)
 
 
 def status(env: dict[str, str]) -> dict[str, Any]:
