@@ -13,8 +13,9 @@ real openclaw (tests/openclaw_rig.py) in a private home, the plugin installed wi
 that could have caused one (a wake reaches the model in 0.5 to 5 s here).
 
 Skipped only when npm cannot reach its registry. Wall time on 2 cores shared with
-other jobs, Node 24 and openclaw cached: about 80 to 100 s (three `openclaw` calls
-of ~5 s to install, two gateway starts of 15 to 25 s, two wakes, three quiet windows).
+other jobs, Node 24 and openclaw cached: 105 s measured (three `openclaw` calls of
+~5 s to install, two gateway starts of 15 to 25 s, two wakes of 1 to 6 s, three quiet
+windows of 6 s); a wake that never comes costs WAKE_TIMEOUT_S more before it fails.
 """
 
 from __future__ import annotations
