@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from openclaw_rig import OpenClaw, block_of, install
+from openclaw_rig import AGENTCTX, OpenClaw, agentctx, block_of, install
 from stub_openai import StubOpenAI
 from support import DaemonProcess
 
 from agentctx.render import markdown
 from agentctx.state import DriveState
 
-AGENTCTX = Path(sys.executable).parent / "agentctx"  # the console script pip installed
-CLI_TIMEOUT = 300.0  # install and status make two or three openclaw calls of ~5 s
 DRIVES = {
     # activity-driven: pressure moves only when a test moves it, so the block is exact
     "CARE": {"threshold": 20, "activity_driven": True, "description": "the human"},
@@ -69,20 +65,6 @@ def rig(
         StubOpenAI(tmp_path / "requests.jsonl") as stub,
     ):
         yield OpenClaw(Path(root), stub.url, env), stub, daemon
-
-
-def agentctx(claw: OpenClaw, *args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
-    """Run the installed `agentctx` as the user would, in OpenClaw's environment."""
-    result = subprocess.run(
-        [str(AGENTCTX), *args],
-        env=env or claw.env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
-    assert result.returncode == code, f"agentctx {' '.join(args)}: {result.stdout}{result.stderr}"
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.stdout
 
 
 def expected_block(daemon: DaemonProcess, source: str) -> str:

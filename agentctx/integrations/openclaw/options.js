@@ -18,6 +18,10 @@ export const DEFAULT_MAX_CHARS = 2000; // as `agentctx context --max-chars`
 // awaited this long before the snapshot file is read instead.
 export const DEFAULT_TIMEOUT_MS = 250;
 export const MAX_TIMEOUT_MS = 10_000;
+// A fired trigger wakes the agent (wake.js) unless `wake: false`; in this session,
+// or when none is given (null) in OpenClaw's main session, asked of OpenClaw then.
+export const DEFAULT_WAKE = true;
+export const DEFAULT_SESSION_KEY = null;
 
 /** An environment variable, an empty one counting as unset (as in paths.py). */
 function fromEnv(env, name) {
@@ -57,5 +61,7 @@ export function resolveOptions(config, env = process.env) {
     mode: MODES.includes(given.mode) ? given.mode : DEFAULT_MODE,
     maxChars: integer(given.maxChars, DEFAULT_MAX_CHARS, 0, Number.MAX_SAFE_INTEGER),
     timeoutMs: integer(given.timeoutMs, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS),
+    wake: typeof given.wake === "boolean" ? given.wake : DEFAULT_WAKE,
+    sessionKey: text(given.sessionKey) ?? DEFAULT_SESSION_KEY,
   };
 }
