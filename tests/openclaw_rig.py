@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from stub_openai import MODEL
+from stub_model import MODEL
 
 CACHE: Final = Path(
     os.environ.get("AGENTCTX_TEST_CACHE") or Path.home() / ".cache" / "agentctx-tests"

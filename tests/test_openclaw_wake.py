@@ -3,7 +3,7 @@ agent exactly one turn carrying the drive's prompt; a crossing the sidecar does 
 fire (inside the cooldown) gives none; a fire while the gateway is stopped gives one
 turn once it is back; fires from before the plugin was installed give none.
 
-A real sidecar, the stub model (tests/stub_openai.py records every request) and the
+A real sidecar, the stub model (tests/stub_model.py records every request) and the
 real openclaw (tests/openclaw_rig.py) in a private home, the plugin installed with
 `agentctx hooks install openclaw`. The agent's heartbeat cadence is off
 (`heartbeat.every: "0m"`): the config in which OpenClaw drops wakes of source
@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 from openclaw_rig import OpenClaw, agentctx, install
-from stub_openai import StubOpenAI
+from stub_model import StubModel
 from support import DaemonProcess
 
 import agentctx as client
@@ -71,13 +71,13 @@ def rig(
     make_daemon: Callable[..., DaemonProcess],
     env: dict[str, str],
     tmp_path: Path,
-) -> Iterator[tuple[OpenClaw, StubOpenAI]]:
+) -> Iterator[tuple[OpenClaw, StubModel]]:
     make_daemon(DRIVES, **SIDECAR)
     with (
         tempfile.TemporaryDirectory(prefix="agentctx-oc-") as root,
-        StubOpenAI(tmp_path / "requests.jsonl") as stub,
+        StubModel(tmp_path / "requests.jsonl") as stub,
     ):
-        yield OpenClaw(Path(root), stub.url, env), stub
+        yield OpenClaw(Path(root), stub.openai_url, env), stub
 
 
 def system_events(body: dict[str, Any]) -> list[str]:
@@ -107,7 +107,7 @@ def fire(name: str, amount: float) -> str:
     return last_fired
 
 
-def chats_after(stub: StubOpenAI, since: int, want: int) -> list[dict[str, Any]]:
+def chats_after(stub: StubModel, since: int, want: int) -> list[dict[str, Any]]:
     """The model requests from the *since*-th on, once there are *want* of them (or the
     wait is over) and then none more for QUIET_S."""
     deadline = time.monotonic() + WAKE_TIMEOUT_S
@@ -128,7 +128,7 @@ def instant(iso: str | None) -> datetime | None:
 
 
 def test_a_fire_wakes_the_agent_once_even_while_the_gateway_was_down(
-    rig: tuple[OpenClaw, StubOpenAI],
+    rig: tuple[OpenClaw, StubModel],
 ) -> None:
     claw, stub = rig
     config = claw.seed()
