@@ -21,7 +21,13 @@ from agentctx.web.sse import HEARTBEAT, OUTLET_EVENTS, Outlet, message
 
 def state(seq: int, boot: str = "b1", tick_ts: float = 1000.0) -> DriveState:
     drive = {"pressure": 1.0, "threshold": 10.0, "ratio": 0.1, "band": "latent"}
-    data = {"type": "state", "seq": seq, "boot_id": boot, "tick_ts": tick_ts, "drives": {"A": drive}}
+    data = {
+        "type": "state",
+        "seq": seq,
+        "boot_id": boot,
+        "tick_ts": tick_ts,
+        "drives": {"A": drive},
+    }
     return DriveState(data, "socket")
 
 

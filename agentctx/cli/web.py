@@ -64,15 +64,15 @@ def web(args: argparse.Namespace) -> int:
             "(pip install 'agentctx[web]')"
         ) from None
 
-    server = WebServer(address)
+    with WebServer.open(address) as server:
 
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            url = await tg.start(server.run)
-            print(f"agentctx web: open {url}", flush=True)
-            print(f"(the token is also in {server.layout.runtime / TOKEN_FILE})", flush=True)
-            if args.open:
-                _open_browser(url)
+        async def main() -> None:
+            async with anyio.create_task_group() as tg:
+                url = await tg.start(server.run)
+                print(f"agentctx web: the token is also in {server.layout.runtime / TOKEN_FILE}")
+                print(f"agentctx web: open {url}", flush=True)
+                if args.open:
+                    _open_browser(url)
 
-    anyio.run(main, backend="asyncio")  # uvicorn runs on asyncio only
+        anyio.run(main, backend="asyncio")  # uvicorn runs on asyncio only
     return 0

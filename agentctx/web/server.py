@@ -68,15 +68,37 @@ def bind(address: ListenAddress) -> socket.socket:
 
 
 class WebServer:
-    """One `agentctx web`: `await tg.start(server.run)` gives the URL to open, with its
-    token; `run()` returns once stopped (SIGINT, SIGTERM or `stop()`)."""
+    """One `agentctx web`. `WebServer.open()` claims the port and writes the token file
+    (errors surface there, before any event loop); then `await tg.start(server.run)`
+    gives the URL to open, with its token, and `run()` returns once stopped (SIGINT,
+    SIGTERM or `stop()`)."""
 
-    def __init__(self, address: ListenAddress, layout: Layout | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, address: ListenAddress, layout: Layout, token: str
+    ) -> None:
+        self.sock = sock
         self.address = address
-        self.layout = layout or Layout.resolve()
-        self.bridge = Bridge(self.layout.state)
-        self.token = new_token()
+        self.layout = layout
+        self.token = token
+        self.port: int = sock.getsockname()[1]
+        self.bridge = Bridge(layout.state)
         self._uvicorn: _EmbeddedUvicorn | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, address: ListenAddress, layout: Layout | None = None) -> Iterator[WebServer]:
+        layout = layout or Layout.resolve()
+        token = new_token()
+        with bind(address) as sock:
+            token_file = write_token(layout.runtime, token)
+            try:
+                yield cls(sock, address, layout, token)
+            finally:
+                remove_token(token_file, token)
+
+    @property
+    def url(self) -> str:
+        return f"{self.address.url(self.port)}?token={self.token}"
 
     def stop(self) -> None:
         self.bridge.close()
@@ -84,44 +106,37 @@ class WebServer:
             self._uvicorn.should_exit = True
 
     async def run(self, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
-        with bind(self.address) as sock:
-            port = sock.getsockname()[1]
-            app = make_app(
-                self.bridge,
-                token=self.token,
-                hosts=HostCheck(self.address),
-                cookie=f"{COOKIE_PREFIX}{port}",
-            )
-            config = uvicorn.Config(
-                app,
-                http="h11",
-                ws="none",
-                lifespan="off",
-                log_config=None,  # our logging setup stays as it is
-                access_log=False,
-                proxy_headers=False,  # nobody stands in front of us to be trusted
-                server_header=False,
-                limit_concurrency=MAX_CONNECTIONS,
-                timeout_graceful_shutdown=GRACEFUL_STOP_S,
-            )
-            self._uvicorn = _EmbeddedUvicorn(config)
-            token_file = write_token(self.layout.runtime, self.token)
-            try:
-                async with anyio.create_task_group() as tg:
-                    await tg.start(self.bridge.run)
-                    await tg.start(self._stop_on_signals)
-                    tg.start_soon(self._serve, sock, tg.cancel_scope)
-                    while not self._uvicorn.started:  # noqa: ASYNC110 - uvicorn has only a flag
-                        await anyio.sleep(STARTED_POLL_S)
-                    url = f"{self.address.url(port)}?token={self.token}"
-                    log.info("serving on %s", url.partition("?")[0])
-                    task_status.started(url)
-            finally:
-                remove_token(token_file, self.token)
+        app = make_app(
+            self.bridge,
+            token=self.token,
+            hosts=HostCheck(self.address),
+            cookie=f"{COOKIE_PREFIX}{self.port}",
+        )
+        config = uvicorn.Config(
+            app,
+            http="h11",
+            ws="none",
+            lifespan="off",
+            log_config=None,  # our logging setup stays as it is
+            access_log=False,
+            proxy_headers=False,  # nobody stands in front of us to be trusted
+            server_header=False,
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_graceful_shutdown=GRACEFUL_STOP_S,
+        )
+        self._uvicorn = _EmbeddedUvicorn(config)
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.bridge.run)
+            await tg.start(self._stop_on_signals)
+            tg.start_soon(self._serve, tg.cancel_scope)
+            while not self._uvicorn.started:  # noqa: ASYNC110 - uvicorn has only a flag
+                await anyio.sleep(STARTED_POLL_S)
+            log.info("serving on %s", self.url.partition("?")[0])
+            task_status.started(self.url)
 
-    async def _serve(self, sock: socket.socket, done: anyio.CancelScope) -> None:
+    async def _serve(self, done: anyio.CancelScope) -> None:
         assert self._uvicorn is not None
-        await self._uvicorn.serve([sock])
+        await self._uvicorn.serve([self.sock])
         done.cancel()  # uvicorn has stopped: so do the bridge and the signal watch
 
     async def _stop_on_signals(self, *, task_status: TaskStatus[None]) -> None:
