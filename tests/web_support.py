@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import signal
@@ -28,7 +29,7 @@ class WebProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log = log
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.base = ""
         self.token = ""
         self.stdout: list[str] = []
@@ -45,18 +46,23 @@ class WebProcess:
         argv = [sys.executable, "-m", "agentctx", "web", "--listen", "127.0.0.1:0", *args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                argv, env=self.env, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO
+                argv, env=self.env, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=REPO
             )
         assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        pending = b""  # raw reads: a buffered readline would hide lines from select()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.stdout.append(line)
-                if m := URL_LINE.search(line):
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self.stdout.append(line.decode())
+                if m := URL_LINE.search(self.stdout[-1]):
                     self.base, self.token = m.group(1), m.group(2)
                     return self
         raise RuntimeError(f"agentctx web did not start: {self.stdout}\n{self.log_text()}")

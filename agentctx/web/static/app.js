@@ -16,10 +16,11 @@
   const toastEl = document.getElementById("toast");
   const template = document.getElementById("drive-template");
 
-  // Every seq this page has rendered, in order: tests (and the curious) read it to
-  // check the page never went back to an older state.
+  // Every seq this page was sent and every seq it drew, in order: tests (and the
+  // curious) read them to check that neither ever went back to an older state.
+  const received = [];
   const rendered = [];
-  window.agentctx = { rendered };
+  window.agentctx = { received, rendered };
 
   let current = null; // the state shown
   let mode = "starting"; // the bridge's link to the sidecar: live, fallback, starting
@@ -73,6 +74,7 @@
   }
 
   function onState(s) {
+    received.push(s.seq);
     if (!newer(s)) return;
     current = s;
     const names = Object.keys(s.drives);
