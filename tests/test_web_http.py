@@ -387,6 +387,21 @@ def test_sigterm_stops_it_cleanly_with_tabs_open(own: tuple[DaemonProcess, WebPr
     assert "ERROR" not in log
 
 
+def test_open_hands_the_tokened_url_to_the_browser(
+    make_daemon: Callable[..., DaemonProcess], env: dict[str, str], dirs: dict[str, Path]
+) -> None:
+    make_daemon(DRIVES)
+    opened = dirs["root"] / "opened"
+    # $BROWSER is the webbrowser module's own override: "%s" becomes the URL.
+    browser = f"sh -c 'echo \"$0\" > {opened}' %s"
+    web = WebProcess({**env, "BROWSER": browser}, dirs["root"] / "web.log")
+    try:
+        web.start("--open")
+        wait_for(lambda: opened.exists() and opened.read_text().strip() == web.url, "opened")
+    finally:
+        web.kill()
+
+
 def run_web(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agentctx", "web", *args],
