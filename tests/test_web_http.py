@@ -373,6 +373,27 @@ def test_requests_are_queued_while_the_sidecar_is_down(
     wait_for(lambda: state_of(web)["source"] == "socket", "live again")
 
 
+def test_before_any_sidecar_there_is_no_state_then_there_is(
+    make_daemon: Callable[..., DaemonProcess], env: dict[str, str], dirs: dict[str, Path]
+) -> None:
+    web = WebProcess(env, dirs["root"] / "web.log").start()
+    try:
+        with web.client() as c:
+            r = c.get("/state")
+            assert (r.status_code, r.json()["code"]) == (503, "no_state")
+            with c.stream("GET", "/events") as events:
+                sse = SseReader(events.iter_lines())
+                status = sse.next()
+                assert status["event"] == "status"  # no state to send first
+                assert status["data"]["mode"] in ("starting", "fallback")
+                make_daemon(DRIVES)
+                assert sse.until("state", within=WAIT)["data"]["seq"] > 0
+                sse.until("status", within=WAIT, mode="live")
+            assert c.get("/state").json()["source"] == "socket"
+    finally:
+        web.kill()
+
+
 def test_sigterm_stops_it_cleanly_with_tabs_open(own: tuple[DaemonProcess, WebProcess]) -> None:
     _daemon, web = own
     with web.client() as c, c.stream("GET", "/events") as r:

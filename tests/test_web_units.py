@@ -123,7 +123,7 @@ def test_a_message_is_one_event_line_and_one_data_line() -> None:
 async def test_a_slow_tab_holds_the_newest_state_and_a_bounded_queue() -> None:
     outlet = Outlet()
     for seq in range(10_000):
-        outlet.put_state(message("state", {"seq": seq}, id=seq))
+        outlet.put_state(seq, message("state", {"seq": seq}, id=seq))
         outlet.put_event(message("drive", {"seq": seq}))
     outlet.put_status(message("status", {"mode": "live"}))
     assert len(outlet.events) == OUTLET_EVENTS
@@ -179,6 +179,19 @@ async def test_last_event_id_is_never_answered_with_that_seq_or_older(tmp_path: 
     ]
     ahead = parse(await bridge.attach(99).take(1.0) or b"")  # a sidecar that lost its seq
     assert [m["event"] for m in ahead] == ["status"]
+
+
+@pytest.mark.anyio
+async def test_a_tab_back_before_the_first_state_still_gets_nothing_older(tmp_path: Path) -> None:
+    """A restarted web view has no state yet when the tab reconnects with its seq."""
+    bridge = Bridge(tmp_path)
+    tab = bridge.attach(7)
+    await tab.take(1.0)  # the status
+    bridge.apply(state(7))  # the same state the tab has: not sent
+    bridge.apply(state(8))
+    assert [(m["event"], m["data"]["seq"]) for m in parse(await tab.take(1.0) or b"")] == [
+        ("state", 8)
+    ]
 
 
 @pytest.mark.anyio

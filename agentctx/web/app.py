@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import uuid
-from collections.abc import Callable
 from functools import partial
 from importlib.resources import files
 from typing import Any, Final
@@ -25,13 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agentctx._core.errors import (
-    E_BAD_FRAME,
-    E_BAD_REQUEST,
-    E_UNKNOWN_DRIVE,
-    RequestFailed,
-    StoreError,
-)
+from agentctx._core.errors import E_BAD_REQUEST, E_UNKNOWN_DRIVE, RequestFailed, StoreError
 from agentctx._core.protocol import Bump, Reset, Satisfy, decode_client
 from agentctx.requests import Receipt, submit
 from agentctx.web import metrics
@@ -46,11 +39,9 @@ MAX_BODY: Final = 16 << 10  # a request is a drive name, a number and a reason
 WIRE_ID: Final = 1  # the correlation id on the one-request connection submit() opens
 TOKEN_PLACEHOLDER: Final = "{{TOKEN}}"
 # A refused request's wire code as an HTTP status; any other code is 422.
-STATUS_OF_CODE: Final = {E_BAD_REQUEST: 400, E_BAD_FRAME: 400, E_UNKNOWN_DRIVE: 404}
+STATUS_OF_CODE: Final = {E_BAD_REQUEST: 400, E_UNKNOWN_DRIVE: 404}
 REFUSED: Final = 422
 NO_STATE: Final = "no_state"
-
-Submit = Callable[[Satisfy | Bump | Reset], Receipt]
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -99,7 +90,6 @@ def make_app(
     token: str,
     hosts: HostCheck,
     cookie: str,
-    send_request: Submit = submit,
 ) -> Starlette:
     registry = metrics.make_registry(bridge)
     template = (files("agentctx.web") / "page.html").read_text(encoding="utf-8")
@@ -133,7 +123,7 @@ def make_app(
             req = decode_client(json.dumps(fields).encode())
             assert isinstance(req, Satisfy | Bump | Reset)  # the type was set just above
             # submit() blocks (socket, then maybe an fsync'd spool file): off the loop
-            return _receipt(await anyio.to_thread.run_sync(partial(send_request, req)))
+            return _receipt(await anyio.to_thread.run_sync(partial(submit, req)))
         except RequestFailed as exc:
             status = STATUS_OF_CODE.get(exc.code, REFUSED)
             return _error(status, exc.code, exc.message, request_id=request_id)

@@ -34,15 +34,9 @@ RECENT_EVENTS: Final = 50  # events a newly opened tab is shown (history, then l
 
 
 class Bridge:
-    def __init__(
-        self,
-        history_dir: Path,
-        *,
-        recent: int = RECENT_EVENTS,
-        subscription: Subscription | None = None,
-    ) -> None:
+    def __init__(self, history_dir: Path, *, recent: int = RECENT_EVENTS) -> None:
         self.history_dir = history_dir
-        self.subscription = subscription or subscribe(client=CLIENT_NAME)
+        self.subscription: Subscription = subscribe(client=CLIENT_NAME)
         self.state: DriveState | None = None
         self.mode = "starting"  # then "live" or "fallback", as the subscription says
         self.reason = "connecting to the sidecar"
@@ -72,7 +66,7 @@ class Bridge:
             self.state = update
             msg = self._state_message()
             for outlet in self.outlets:
-                outlet.put_state(msg)
+                outlet.put_state(update.seq, msg)
         elif isinstance(update, DriveEvent):
             self.recent.append(update.data)
             msg = message("drive", update.data)
@@ -89,9 +83,9 @@ class Bridge:
         """A new tab's outlet, primed: the current state (unless the tab said, with
         Last-Event-ID, that it already has this seq or a newer one), the status, then
         the recent events it has not seen (all of them on a first connection)."""
-        outlet = Outlet()
-        if self.state is not None and (last_id is None or self.state.seq > last_id):
-            outlet.put_state(self._state_message())
+        outlet = Outlet(after=last_id)
+        if self.state is not None:
+            outlet.put_state(self.state.seq, self._state_message())
         outlet.put_status(message("status", self.status_payload()))
         for event in self.recent:
             if last_id is None or int(event.get("seq", 0)) > last_id:

@@ -48,11 +48,13 @@ def message(event: str, data: Any, id: int | None = None) -> bytes:
 class Outlet:
     """What one tab has yet to be sent. A tab that reads slowly (or not at all) holds
     at most the newest state, the newest status and OUTLET_EVENTS events: a slow
-    browser can never make the bridge's memory grow."""
+    browser can never make the bridge's memory grow. A tab that said it has seq
+    *after* (Last-Event-ID) is never sent that state or an older one."""
 
-    __slots__ = ("_wake", "closed", "dropped", "events", "state", "status")
+    __slots__ = ("_wake", "after", "closed", "dropped", "events", "state", "status")
 
-    def __init__(self, max_events: int = OUTLET_EVENTS) -> None:
+    def __init__(self, after: int | None = None, max_events: int = OUTLET_EVENTS) -> None:
+        self.after = after
         self.state: bytes | None = None
         self.status: bytes | None = None
         self.events: deque[bytes] = deque(maxlen=max_events)
@@ -60,7 +62,9 @@ class Outlet:
         self.closed = False
         self._wake = anyio.Event()
 
-    def put_state(self, msg: bytes) -> None:
+    def put_state(self, seq: int, msg: bytes) -> None:
+        if self.after is not None and seq <= self.after:
+            return
         self.state = msg
         self._wake.set()
 
