@@ -282,6 +282,8 @@ def test_no_token_is_401(web: WebProcess, method: str, path: str) -> None:
         r = c.request(method, path, json={"drive": "REST", "amount": 1})
     assert r.status_code == 401
     assert r.json()["code"] == "unauthorized"
+    assert r.headers["cache-control"] == "no-store"  # refusals are answered like the rest
+    assert r.headers["x-frame-options"] == "DENY"
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)

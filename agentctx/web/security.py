@@ -146,39 +146,35 @@ class Guard:
             presented.encode(), self.token.encode()
         )
 
+    def _judge(self, method: str, headers: Headers, from_query: str | None) -> Response | bool:
+        """A refusal to send, else whether the token came in the query (and so is to be
+        swapped for the cookie)."""
+        if not self.hosts.allows(headers.get("host")):
+            name = headers.get("host", "(none)")
+            return _error(403, "forbidden_host", f"not served under the name {name!r}")
+        auth = headers.get("authorization", "")
+        bearer = auth[len(BEARER) :] if auth.lower().startswith(BEARER) else None
+        if self._matches(headers.get(TOKEN_HEADER)) or self._matches(bearer):
+            return False
+        if method not in READ_METHODS:
+            # A change needs the header: a cookie alone is what a CSRF request carries.
+            return _error(401, "unauthorized", f"send the token in the {TOKEN_HEADER} header")
+        if self._matches(from_query):
+            return True
+        if self._matches(_cookie(headers, self.cookie)):
+            return False
+        return _error(401, "unauthorized", "open the URL `agentctx web` printed (?token=...)")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan; uvicorn runs without websockets
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        if not self.hosts.allows(headers.get("host")):
-            name = headers.get("host", "(none)")
-            await _error(403, "forbidden_host", f"not served under the name {name!r}")(
-                scope, receive, send
-            )
-            return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
-        from_query = dict(query).get(TOKEN_QUERY)
-        auth = headers.get("authorization", "")
-        bearer = auth[len(BEARER) :] if auth.lower().startswith(BEARER) else None
-        if self._matches(headers.get(TOKEN_HEADER)) or self._matches(bearer):
-            set_cookie = False
-        elif scope["method"] not in READ_METHODS:
-            # A change needs the header: a cookie alone is what a CSRF request carries.
-            await _error(401, "unauthorized", f"send the token in the {TOKEN_HEADER} header")(
-                scope, receive, send
-            )
+        verdict = self._judge(scope["method"], Headers(scope=scope), dict(query).get(TOKEN_QUERY))
+        if isinstance(verdict, Response):
+            await verdict(scope, receive, self._secure(send, False))
             return
-        elif self._matches(from_query):
-            set_cookie = True
-        elif self._matches(_cookie(headers, self.cookie)):
-            set_cookie = False
-        else:
-            await _error(
-                401, "unauthorized", "open the URL `agentctx web` printed (it has ?token=...)"
-            )(scope, receive, send)
-            return
-        if set_cookie and scope["path"] == "/":
+        if verdict and scope["path"] == "/":
             # Swap the token in the address bar for the cookie, so it does not stay in
             # the history or go out in a Referer.
             rest = urlencode([(k, v) for k, v in query if k != TOKEN_QUERY])
@@ -186,7 +182,7 @@ class Guard:
             redirect.headers.append("set-cookie", self._cookie_header())
             await redirect(scope, receive, self._secure(send, False))
             return
-        await self.app(scope, receive, self._secure(send, set_cookie))
+        await self.app(scope, receive, self._secure(send, verdict))
 
     def _cookie_header(self) -> str:
         return f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
