@@ -45,6 +45,17 @@ def drives(web: WebProcess) -> dict[str, dict[str, Any]]:
     return data
 
 
+def shown(web: WebProcess, seq: int) -> dict[str, Any]:
+    """/state once the web view has the state *seq* (an ack comes over another
+    connection than the push to the bridge: it may be a moment behind)."""
+    deadline = time.monotonic() + WAIT
+    while (state := state_of(web)).get("seq", -1) < seq:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the web view did not show seq {seq} within {WAIT}s")
+        time.sleep(0.02)
+    return state
+
+
 def wait_for(check: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + WAIT
     while not check():
@@ -69,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonPro
     daemon.start()
     web = WebProcess(env, root / "web.log")
     try:
-        web.start()
+        web.start().wait_state()
         yield daemon, web
     finally:
         web.kill()
@@ -88,7 +99,7 @@ def own(
 ) -> Iterator[tuple[DaemonProcess, WebProcess]]:
     """A sidecar and a web view of this test's own, for tests that stop one of them."""
     daemon = make_daemon(DRIVES)
-    web = WebProcess(env, dirs["root"] / "web.log").start()
+    web = WebProcess(env, dirs["root"] / "web.log").start().wait_state()
     yield daemon, web
     web.kill()
 
@@ -159,9 +170,10 @@ def test_events_start_with_the_state_and_follow_every_change(web: WebProcess) ->
 
 def test_a_reconnect_gets_only_what_it_missed(web: WebProcess) -> None:
     with web.client() as c:
-        c.post("/bump", json={"drive": "COUNT", "amount": 1, "reason": "before"})
-        seq = c.get("/state").json()["seq"]
+        before = c.post("/bump", json={"drive": "COUNT", "amount": 1, "reason": "before"})
+        seq = shown(web, before.json()["seq"])["seq"]  # what the tab has
         ack = c.post("/bump", json={"drive": "COUNT", "amount": 1, "reason": "missed"}).json()
+        shown(web, ack["seq"])
         with c.stream("GET", "/events", headers={"Last-Event-ID": str(seq)}) as r:
             sse = SseReader(r.iter_lines())
             messages = [sse.next() for _ in range(3)]
@@ -185,26 +197,28 @@ def test_satisfy_bump_and_reset_answer_with_the_ack(web: WebProcess) -> None:
         bumped = c.post("/bump", json={"drive": "rest", "amount": 2.5})
         assert bumped.status_code == 200
         assert bumped.json()["status"] == "acked"
-        assert c.get("/state").json()["drives"]["REST"]["pressure"] == pytest.approx(before + 2.5)
+        rest = shown(web, bumped.json()["seq"])["drives"]["REST"]
+        assert rest["pressure"] == pytest.approx(before + 2.5)
         sat = c.post("/satisfy", json={"drive": "REST", "depth": "full", "reason": "rested"})
         assert (sat.status_code, sat.json()["status"]) == (200, "acked")
         assert sat.json()["seq"] > bumped.json()["seq"]
-        rest = c.get("/state").json()["drives"]["REST"]
+        rest = shown(web, sat.json()["seq"])["drives"]["REST"]
         assert (rest["pressure"], rest["status"]) == (0.0, "satisfied")
         c.post("/bump", json={"drive": "REST", "amount": 1})
         reset = c.post("/reset", json={"drive": "REST"})
         assert reset.json()["status"] == "acked"
-        assert c.get("/state").json()["drives"]["REST"]["pressure"] == 0.0
+        assert shown(web, reset.json()["seq"])["drives"]["REST"]["pressure"] == 0.0
 
 
 def test_a_request_id_makes_a_retry_harmless(web: WebProcess) -> None:
     rid = str(uuid.uuid4())
     with web.client() as c:
         first = c.post("/bump", json={"drive": "COUNT", "amount": 1, "request_id": rid}).json()
-        pressure = c.get("/state").json()["drives"]["COUNT"]["pressure"]
+        pressure = shown(web, first["seq"])["drives"]["COUNT"]["pressure"]
         again = c.post("/bump", json={"drive": "COUNT", "amount": 1, "request_id": rid}).json()
         assert again == first  # the original ack, not applied twice
-        assert c.get("/state").json()["drives"]["COUNT"]["pressure"] == pressure
+        later = c.post("/bump", json={"drive": "REST", "amount": 1}).json()
+        assert shown(web, later["seq"])["drives"]["COUNT"]["pressure"] == pressure
 
 
 @pytest.mark.parametrize(
@@ -320,7 +334,9 @@ def test_a_cross_origin_post_with_only_the_cookie_is_refused(web: WebProcess) ->
     """What a hostile page gets when it makes the browser POST to us: the cookie goes
     along (SameSite aside), the header does not; nothing happens."""
     cookie = {f"{COOKIE_PREFIX}{web.port}": web.token}
-    before = drives(web)["COUNT"]["pressure"]
+    with web.client() as c:  # requests that do go through, to know the view is up to date
+        synced = c.post("/bump", json={"drive": "REST", "amount": 1}).json()
+    before = shown(web, synced["seq"])["drives"]["COUNT"]["pressure"]
     with web.anonymous(cookies=cookie) as c:
         assert c.get("/state").status_code == 200  # the cookie is good for reading...
         for origin in ("http://evil.example", web.base):  # ...never for changing
@@ -330,7 +346,9 @@ def test_a_cross_origin_post_with_only_the_cookie_is_refused(web: WebProcess) ->
                 headers={"Origin": origin, "Content-Type": "text/plain"},
             )
             assert r.status_code == 401
-    assert drives(web)["COUNT"]["pressure"] == before
+    with web.client() as c:
+        later = c.post("/bump", json={"drive": "REST", "amount": 1}).json()
+    assert shown(web, later["seq"])["drives"]["COUNT"]["pressure"] == before
 
 
 def test_no_cors_headers_anywhere(web: WebProcess) -> None:
@@ -389,8 +407,15 @@ def test_before_any_sidecar_there_is_no_state_then_there_is(
                 assert status["event"] == "status"  # no state to send first
                 assert status["data"]["mode"] in ("starting", "fallback")
                 make_daemon(DRIVES)
-                assert sse.until("state", within=WAIT)["data"]["seq"] > 0
-                sse.until("status", within=WAIT, mode="live")
+                seen: set[str] = set()  # a state, and the news that it is live: either first
+                deadline = time.monotonic() + WAIT
+                while seen != {"state", "live"} and time.monotonic() < deadline:
+                    msg = sse.next()
+                    if msg["event"] == "state" and msg["data"]["seq"] > 0:
+                        seen.add("state")
+                    elif msg["event"] == "status" and msg["data"]["mode"] == "live":
+                        seen.add("live")
+                assert seen == {"state", "live"}
             assert c.get("/state").json()["source"] == "socket"
     finally:
         web.kill()

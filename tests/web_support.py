@@ -67,6 +67,17 @@ class WebProcess:
                     return self
         raise RuntimeError(f"agentctx web did not start: {self.stdout}\n{self.log_text()}")
 
+    def wait_state(self) -> WebProcess:
+        """Wait until the web view has its first drive state (it may start before its
+        subscription has one)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        with self.client() as c:
+            while c.get("/state").status_code != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"agentctx web has no state:\n{self.log_text()}")
+                time.sleep(0.02)
+        return self
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
