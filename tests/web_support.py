@@ -65,6 +65,7 @@ class WebProcess:
                 if m := URL_LINE.search(self.stdout[-1]):
                     self.base, self.token = m.group(1), m.group(2)
                     return self
+        self.kill()  # a start that failed leaves nothing running
         raise RuntimeError(f"agentctx web did not start: {self.stdout}\n{self.log_text()}")
 
     def wait_state(self) -> WebProcess:
@@ -74,6 +75,7 @@ class WebProcess:
         with self.client() as c:
             while c.get("/state").status_code != 200:
                 if time.monotonic() > deadline:
+                    self.kill()
                     raise RuntimeError(f"agentctx web has no state:\n{self.log_text()}")
                 time.sleep(0.02)
         return self
