@@ -17,7 +17,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
-__all__ = ["DEFAULT_MAX_CHARS", "bar", "by_urgency", "freshness", "markdown", "plain", "to_json"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "as_dict",
+    "bar",
+    "by_urgency",
+    "freshness",
+    "markdown",
+    "plain",
+    "to_json",
+]
 
 DEFAULT_MAX_CHARS: Final = 2000
 _HOT: Final = frozenset({"triggered", "crisis", "emergency"})
@@ -161,8 +170,9 @@ def plain(state: DriveState) -> str:
     return "\n".join(rows)
 
 
-def to_json(state: DriveState) -> str:
-    """The state plus where it came from and how old it is, for programs."""
+def as_dict(state: DriveState) -> dict[str, Any]:
+    """The state plus where it came from and how old it is, for programs: what
+    `agentctx status --json` prints and what `agentctx web` serves."""
     out = {k: v for k, v in state.data.items() if k not in ("type", "id")}
     out.update(
         source=state.source,
@@ -170,6 +180,11 @@ def to_json(state: DriveState) -> str:
         stale=state.stale,
         read_at=round(time.time(), 3),
     )
+    return out
+
+
+def to_json(state: DriveState) -> str:
+    """`as_dict()` as indented JSON."""
     import json  # here only: the hook path renders markdown(), and json costs it ~9 ms
 
-    return json.dumps(out, indent=2, ensure_ascii=False)
+    return json.dumps(as_dict(state), indent=2, ensure_ascii=False)

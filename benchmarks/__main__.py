@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import fallback, footprint, hook, push, throughput
+from benchmarks import fallback, footprint, hook, push, throughput, web
 from benchmarks.common import daemon
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -144,6 +144,9 @@ def run(quick: bool) -> dict[str, Any]:
     out["footprint"] = fp
     out["daemon_rss_mb"] = max(r["rss_mb"] for r in fp)
 
+    print("web view, 0 and 100 tabs at 1 Hz ...", flush=True)
+    out["web_tabs"] = web.measure(web.TABS, 5.0 if quick else 20.0)
+
     print("satisfy throughput ...", flush=True)
     out["throughput"] = throughput.measure(3.0 if quick else 10.0)
     out["skipped"] = skipped
@@ -182,6 +185,7 @@ def table(res: dict[str, Any]) -> str:
             f"{r['subscribers']} subs: {r['rss_mb']} MB, {r['cpu_percent']} % CPU"
             for r in res["footprint"]
         ),
+        web.line(res["web_tabs"]),
         f"satisfy throughput: {res['throughput']['serial_per_s']}/s one at a time, "
         f"{res['throughput']['pipelined_per_s']}/s pipelined",
     ]

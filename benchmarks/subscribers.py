@@ -35,7 +35,7 @@ def run_agentctx(address: str, count: int) -> None:
             async for u in updates:
                 if isinstance(u, Transition) and u.mode == "live":
                     ready.set()
-                elif isinstance(u, Event) and u.kind == "satisfied":
+                elif isinstance(u, DriveEvent) and u.kind == "satisfied":
                     now = time.time()
                     tag = u.data.get("reason") or ""
                     if tag == "stop":

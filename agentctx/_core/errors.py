@@ -11,8 +11,9 @@
     ├── DaemonUnavailable    no sidecar answering (absent, refused, silent)
     ├── ProtocolError        a peer broke wire protocol v1
     │   └── FrameTooLarge    ... with a length header above the limit
-    └── RequestFailed        a request refused with a wire error code
-        └── UnknownDrive     ... because it names a drive the config lacks
+    ├── RequestFailed        a request refused with a wire error code
+    │   └── UnknownDrive     ... because it names a drive the config lacks
+    └── ServeError           `agentctx web` cannot serve (address, extra missing)
 
 Foreign exceptions (OSError, msgspec, anyio) are translated into these at the
 boundary where they happen, so callers only ever catch ours. Every message is
@@ -50,6 +51,7 @@ __all__ = [
     "NoUserManager",
     "ProtocolError",
     "RequestFailed",
+    "ServeError",
     "StoreError",
     "UnknownDrive",
     "UnsafePath",
@@ -137,6 +139,11 @@ class RequestFailed(AgentctxError):
         self.message = message
         self.id = id
         self.request_id = request_id
+
+
+class ServeError(AgentctxError):
+    """`agentctx web` cannot serve: a bad or refused listen address, a port in use, or
+    the `web` extra (Starlette, uvicorn, prometheus-client) not installed."""
 
 
 class UnknownDrive(RequestFailed):

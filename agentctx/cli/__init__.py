@@ -170,6 +170,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from agentctx.cli.web import web
+
+    return web(args)
+
+
 def cmd_hooks(args: argparse.Namespace) -> int:
     from agentctx.cli.hooks import run
 
@@ -186,6 +192,7 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "log": cmd_log,
     "hooks": cmd_hooks,
+    "web": cmd_web,
 }
 
 

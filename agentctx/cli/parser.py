@@ -107,6 +107,10 @@ def build() -> argparse.ArgumentParser:
 
     command("doctor", "check the setup and say what to fix")
 
+    from agentctx.cli import web  # stdlib only: the server loads when `web` runs
+
+    web.add_arguments(command("web", web.HELP))
+
     # the hooks command's module loads only when it runs (subprocess, tomllib, ...)
     h = command(
         "hooks", "put live drives into Claude Code, Codex, Gemini CLI and OpenClaw sessions"
