@@ -28,7 +28,7 @@ def run_agentctx(address: str, count: int) -> None:
     import anyio
 
     import agentctx
-    from agentctx.state import Event, Transition
+    from agentctx.state import DriveEvent, Transition
 
     async def one(ready: anyio.Event, delays: dict[str, float]) -> None:
         async with agentctx.subscribe(socket_path=address, client="bench") as updates:
