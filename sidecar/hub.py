@@ -44,7 +44,7 @@ from sidecar.engine import Engine
 from sidecar.store import Durable, encode_durable
 from sidecar.writer import LatestWriter
 
-__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Subscriber", "iso"]
+__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Serving", "Subscriber", "iso"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,25 @@ SNAPSHOT_MODE: Final = 0o600
 
 class Subscriber(Protocol):
     def push(self, state: bytes, events: Sequence[bytes] = ()) -> None: ...
+
+
+class Serving(Protocol):
+    """What the server, its sessions and the spool drain need of a hub: this one, which
+    computes the state, or a follower's (sidecar.follower), which receives it."""
+
+    subscribers: set[Subscriber]
+    boot_id: str
+
+    @property
+    def config(self) -> Config: ...
+
+    def state(self, id: int | None = None) -> State: ...
+
+    async def submit(self, req: Request, at: float | None = None) -> int: ...
+
+    async def wait_durable(self, seq: int) -> int: ...
+
+    async def recovered(self) -> None: ...
 
 
 def iso(ts: float | None) -> str | None:
@@ -82,6 +101,7 @@ class Hub:
         self.clock = clock
         self.steps = steps  # None: trust the wall clock (tests with a fake clock)
         self.kernel_boot = kernel_boot
+        self.origin: str | None = None  # this host's name, once states are shared (NATS)
         self.subscribers: set[Subscriber] = set()
         self.requests: OrderedDict[str, int] = OrderedDict(requests)
         self.last_save = 0.0
@@ -148,6 +168,7 @@ class Hub:
             tick_interval=self.config.sidecar.tick_interval,
             drives=drives,
             id=id,
+            origin=self.origin,
         )
 
     def durable(self) -> Durable:
@@ -201,6 +222,10 @@ class Hub:
             if seq is None:
                 seq = await self._apply(req, at)
         return seq
+
+    async def recovered(self) -> None:
+        """Return once the durable state can be saved again after a failure."""
+        await self.durable_writer.recovered()
 
     async def wait_durable(self, seq: int) -> int:
         """Wait until the state at *seq* is on disk; RequestFailed(not_durable) if it
