@@ -170,11 +170,13 @@ class DaemonProcess:
 
     @property
     def runtime(self) -> Path:
-        return Path(self.env["AGENTCTX_RUNTIME_DIR"])
+        base = Path(self.env["AGENTCTX_RUNTIME_DIR"])
+        return base / agent if (agent := self.env.get("AGENTCTX_AGENT")) else base
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.env["AGENTCTX_STATE_DIR"])
+        base = Path(self.env["AGENTCTX_STATE_DIR"])
+        return base / agent if (agent := self.env.get("AGENTCTX_AGENT")) else base
 
     @property
     def socket(self) -> Path:
@@ -189,9 +191,12 @@ class DaemonProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, wait: bool = True, extra_args: list[str] | None = None) -> DaemonProcess:
-        args = [sys.executable, "-m", "sidecar", "run", "--log-level", "debug"]
-        if self.config is not None:
+    def start(
+        self, wait: bool = True, extra_args: list[str] | None = None, command: str = "run"
+    ) -> DaemonProcess:
+        """`run` (or *command*, e.g. `follow URL`) with *extra_args*."""
+        args = [sys.executable, "-m", "sidecar", *command.split(), "--log-level", "debug"]
+        if self.config is not None and command == "run":
             args += ["--config", str(self.config)]
         args += extra_args or []
         with open(self.log, "ab") as log:
