@@ -162,21 +162,25 @@ def write_config(path: Path, drives: dict[str, dict[str, Any]], **sidecar: Any) 
 class DaemonProcess:
     """`python -m sidecar run` as a real subprocess, with its own runtime/state dirs."""
 
-    def __init__(self, env: dict[str, str], config: Path | None, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], config: Path | None, log: Path, agent: str | None = None
+    ) -> None:
         self.env = env
         self.config = config
         self.log = log
+        # the agent whose dirs it uses: given on its command line, else the env's
+        self.agent = agent or env.get("AGENTCTX_AGENT")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def runtime(self) -> Path:
         base = Path(self.env["AGENTCTX_RUNTIME_DIR"])
-        return base / agent if (agent := self.env.get("AGENTCTX_AGENT")) else base
+        return base / self.agent if self.agent else base
 
     @property
     def state_dir(self) -> Path:
         base = Path(self.env["AGENTCTX_STATE_DIR"])
-        return base / agent if (agent := self.env.get("AGENTCTX_AGENT")) else base
+        return base / self.agent if self.agent else base
 
     @property
     def socket(self) -> Path:
