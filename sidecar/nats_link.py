@@ -31,7 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from agentctx._core.errors import E_NOT_DURABLE, ProtocolError, RequestFailed
-from agentctx._core.protocol import decode_spooled
+from agentctx._core.protocol import decode_spooled, encode_message
 from sidecar.hub import Hub
 from sidecar.nats_config import NatsSettings
 from sidecar.nats_conn import (
@@ -82,6 +82,7 @@ class HomeLink:
         self._receipts: KeyValue | None = None
         self.puts = 0  # states put so far
         hub.subscribers.add(self)
+        self._offer_current()  # a hub that ticks hourly has nothing new to say for a while
 
     # --- the hub's subscriber: never blocks -----------------------------------------
 
@@ -89,6 +90,10 @@ class HomeLink:
         self._state = state
         self._events.extend(events)
         self._wake.set()
+
+    def _offer_current(self) -> None:
+        if self._state is None:
+            self.push(encode_message(self.hub.state()))
 
     # --- tasks ----------------------------------------------------------------------
 
@@ -109,6 +114,19 @@ class HomeLink:
         await self.link.ready.wait()
         kv = self._kv
         assert kv is not None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._reoffer)
+            await self._put_newest(kv)
+
+    async def _reoffer(self) -> None:
+        """After every reconnection, the current state again: the server may have lost
+        it (a memory store, a bucket made anew) and a quiet hub says nothing new."""
+        while True:
+            await self.link.changed()
+            if self.link.connected:
+                self._offer_current()
+
+    async def _put_newest(self, kv: KeyValue) -> None:
         nc = self.link.nc
         while True:
             await self._wake.wait()
