@@ -52,12 +52,12 @@ class NatsSettings:
         for url in servers:
             if not url.startswith(_SCHEMES):
                 raise UsageError(f"NATS URL {url!r}: expected nats://HOST:PORT (or tls://)")
-        n = len(servers) if replicas is None else replicas
+        n = min(len(servers), MAX_REPLICAS) if replicas is None else replicas
         if not 1 <= n <= MAX_REPLICAS:
             raise UsageError(f"--nats-replicas {n}: expected 1 to {MAX_REPLICAS}")
         if tls_key and not tls_cert:
             raise UsageError("--nats-tls-key needs --nats-tls-cert")
-        settings = cls(servers, creds, tls_ca, tls_cert, tls_key, min(n, MAX_REPLICAS))
+        settings = cls(servers, creds, tls_ca, tls_cert, tls_key, n)
         settings.check_files()
         return settings
 

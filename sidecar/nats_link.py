@@ -105,6 +105,8 @@ class HomeLink:
 
     async def _setup(self, js: JetStreamContext) -> None:
         n = self.settings.replicas
+        if n == 2:
+            log.warning("NATS: 2 replicas need both servers for every write; 1 or 3 fare better")
         self._kv = await ensure_bucket(js, STATE_BUCKET, n)
         self._receipts = await ensure_bucket(js, RECEIPT_BUCKET, n, ttl=RECEIPT_TTL)
         await ensure_requests(js, self.key, n)
