@@ -58,6 +58,7 @@ def test_units_with_nats_may_use_tcp(mode: str) -> None:
     assert "ExecStart=\n" in drop_in and "-m sidecar --agent ada" in drop_in
     assert "AF_INET" in drop_in
     plain = render_service(python="/py")
-    assert "RestrictAddressFamilies=AF_UNIX\n" in plain and "ExecStart=/py -m sidecar run\n" in plain
+    assert "RestrictAddressFamilies=AF_UNIX\n" in plain
+    assert "ExecStart=/py -m sidecar run\n" in plain
     template = render_service(python="/py", agent="ada")
     assert "ExecStart=/py -m sidecar --agent %i run" in template
