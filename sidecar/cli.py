@@ -39,9 +39,9 @@ With no config file it runs on the built-in default drives.
 EPILOG = f"""\
 files:
   config    --config, else $AGENTCTX_CONFIG, else {paths.config_path()}
-  socket    {paths.socket_path()}
-  snapshot  {paths.snapshot_path()}   (cat it to see the state)
-  state     {paths.state_dir()}/{paths.DURABLE_NAME}
+  socket    {paths.runtime_base()}/{paths.SOCKET_NAME}
+  snapshot  {paths.runtime_base()}/{paths.SNAPSHOT_NAME}   (cat it to see the state)
+  state     {paths.state_base()}/{paths.DURABLE_NAME}
   (with --agent NAME: in a NAME/ subdirectory of the socket's and the state's dirs)
 exit codes: 0 ok, 1 could not start / failed, 2 bad usage or invalid config
 """

@@ -32,7 +32,14 @@ from sidecar.drain import watch_spool
 from sidecar.follower import KEEPALIVE, FollowerHub
 from sidecar.forward import Forwarder, is_delete, watch
 from sidecar.nats_config import NatsSettings
-from sidecar.nats_conn import STATE_BUCKET, NatsLink, agent_key, events_subject, retry
+from sidecar.nats_conn import (
+    STATE_BUCKET,
+    NatsLink,
+    agent_key,
+    events_subject,
+    retry,
+    unsubscribe,
+)
 from sidecar.notify import Notifier
 from sidecar.server import Server
 from sidecar.store import load_snapshot
@@ -42,7 +49,6 @@ __all__ = ["Follower"]
 log = logging.getLogger(__name__)
 
 STATUS_EVERY: Final = 5  # keep-alive rounds between two STATUS= updates to systemd
-UNSUBSCRIBE_TIMEOUT: Final = 2.0
 
 
 class Follower:
@@ -69,6 +75,7 @@ class Follower:
                 anyio.run(self._main, sock)
             finally:
                 self.hub.snapshot_writer.write_now()
+                log.info("stopped at seq %d", self.hub.seq)
 
     def _restore(self) -> None:
         clean_orphans(self.layout.snapshot)
@@ -128,8 +135,7 @@ class Follower:
         try:
             await anyio.sleep_forever()
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(UNSUBSCRIBE_TIMEOUT):
-                await sub.unsubscribe()  # before the connection closes (else tracebacks)
+            await unsubscribe(sub)
 
     async def _follow_events(self) -> None:
         await self.link.ready.wait()

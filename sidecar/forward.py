@@ -38,6 +38,7 @@ from sidecar.nats_conn import (
     requests_stream,
     requests_subject,
     retry,
+    unsubscribe,
 )
 
 __all__ = ["FORWARD_TIMEOUT", "HEARTBEAT", "Forwarder", "is_delete", "watch"]
@@ -104,8 +105,7 @@ class Forwarder:
         try:
             await anyio.sleep_forever()
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(PUBLISH_TIMEOUT):
-                await sub.unsubscribe()
+            await unsubscribe(sub)
 
     async def _on_receipt(self, msg: Msg) -> None:
         if is_delete(msg):

@@ -30,6 +30,7 @@ import anyio
 import msgspec
 import nats
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -60,6 +61,7 @@ __all__ = [
     "requests_stream",
     "requests_subject",
     "retry",
+    "unsubscribe",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,16 @@ async def retry(what: str, call: Callable[[], Awaitable[T]]) -> T:
         await anyio.sleep(RETRY_DELAY)
 
 
+async def unsubscribe(sub: Subscription) -> None:
+    """End a subscription at shutdown: before the connection closes (else nats-py's
+    heartbeat task logs tracebacks), shielded, bounded, and quietly if it already is."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(JS_TIMEOUT):
+        try:
+            await sub.unsubscribe()
+        except NATS_ERRORS as exc:
+            log.debug("NATS: unsubscribe: %s", exc)
+
+
 async def ensure_bucket(
     js: JetStreamContext, bucket: str, replicas: int, ttl: float | None = None
 ) -> KeyValue:
@@ -214,6 +226,7 @@ class NatsLink:
         self.ready = anyio.Event()  # connected once, and set up
         self._change = anyio.Event()  # replaced at every (dis)connection
         self._last_error_log = -ERROR_LOG_EVERY
+        self._closing = False
 
     @property
     def js(self) -> JetStreamContext:
@@ -243,7 +256,8 @@ class NatsLink:
             log.warning("NATS: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS: disconnected; reconnecting in the background")
+        if not self._closing:
+            log.warning("NATS: disconnected; reconnecting in the background")
         self._changed()
 
     async def _on_reconnected(self) -> None:
@@ -288,6 +302,7 @@ class NatsLink:
             self._changed()
             await anyio.sleep_forever()
         finally:
+            self._closing = True
             with anyio.CancelScope(shield=True), anyio.move_on_after(JS_TIMEOUT):
                 if not self.nc.is_closed:
                     await self.nc.close()

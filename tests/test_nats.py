@@ -106,6 +106,9 @@ def test_a_request_on_the_follower_reaches_home_and_comes_back(
     status = json.loads(follower.cli("status", "--json").stdout)
     assert status["origin"] and status["stale"] is False and status["source"] == "socket"
     assert count(status) == 1.0
+    for host in (follower, home):  # both stop cleanly, NATS connection and all
+        assert host.sidecar.stop() == 0
+        assert "Traceback" not in host.sidecar.log_text()
 
 
 def test_a_cut_off_follower_serves_stale_and_forwards_its_spool_once(
