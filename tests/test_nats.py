@@ -24,6 +24,7 @@ from nats_support import (
     NatsServer,
     cluster,
     count,
+    make_certs,
     nats_binary,
     stream_leader,
     wait_for,
@@ -248,3 +249,23 @@ def test_files_in_the_agent_dir_and_no_state_without_a_home(
     result = follower.cli("status")
     assert result.returncode == 3, result.stdout + result.stderr  # no state: not a stale one
     assert not (follower.root / "run" / "bob" / "drives-state.json").exists()
+
+
+def test_mutual_tls_end_to_end(hosts: tuple[Host, Host], root: Path) -> None:
+    """The TLS options reach nats-py: a server that verifies client certificates."""
+    certs = make_certs(root)
+    server = NatsServer(nats_binary(), root, "tls")
+    server.cluster = ["--tlsverify", "--tlscert", str(certs["server"])]
+    server.cluster += ["--tlskey", str(certs["server_key"]), "--tlscacert", str(certs["ca"])]
+    server.start()
+    try:
+        url = f"tls://127.0.0.1:{server.port}"
+        tls = ["--nats-tls-ca", str(certs["ca"]), "--nats-tls-cert", str(certs["client"])]
+        tls += ["--nats-tls-key", str(certs["client_key"])]
+        home, follower = hosts
+        home.home(url, *tls)
+        follower.sidecar.start(command=f"follow {url}", extra_args=tls)
+        bump_until_acked(follower, "over-tls")
+        assert count(home.get()) == 1.0
+    finally:
+        server.kill()
