@@ -8,7 +8,6 @@ store (so a restart keeps what it stored) and dies with the test process.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -171,47 +170,17 @@ def count(state: dict[str, Any]) -> float:
     return float(state["drives"]["COUNT"]["pressure"])
 
 
-def stream_leader(url: str, stream: str) -> str:
-    """The name of the server leading *stream*'s raft group (asked with nats-py)."""
+def stream_cluster(url: str, stream: str) -> tuple[str, int]:
+    """The server leading *stream*'s raft group, and its replicas (asked with nats-py)."""
     import nats
 
-    async def ask() -> str:
+    async def ask() -> tuple[str, int]:
         nc = await nats.connect(url)
         try:
             info = await nc.jetstream().stream_info(stream)
             assert info.cluster is not None and info.cluster.leader is not None
-            return info.cluster.leader
+            return info.cluster.leader, info.config.num_replicas or 1
         finally:
             await nc.close()
 
     return asyncio.run(ask())
-
-
-def jsz(server: NatsServer) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/jsz", timeout=2) as r:
-        data: dict[str, Any] = json.loads(r.read())
-        return data
-
-
-def make_certs(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
-
-    key = ["-newkey", "rsa:2048", "-nodes"]
-    ca = ["-keyout", "ca.key", "-out", "ca.pem"]
-    openssl("req", "-x509", *key, "-days", "1", "-subj", "/CN=ca", *ca)
-    files = {"ca": directory / "ca.pem"}
-    uses = {"server": "subjectAltName=IP:127.0.0.1", "client": "extendedKeyUsage=clientAuth"}
-    for name, ext in uses.items():
-        csr = ["-keyout", f"{name}.key", "-out", f"{name}.csr"]
-        openssl("req", *key, "-subj", f"/CN={name}", *csr)
-        (directory / f"{name}.ext").write_text(ext + "\n")
-        sign = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
-        out = ["-out", f"{name}.pem", "-extfile", f"{name}.ext"]
-        openssl("x509", "-req", "-in", f"{name}.csr", *sign, *out)
-        files[name], files[f"{name}_key"] = directory / f"{name}.pem", directory / f"{name}.key"
-    return files

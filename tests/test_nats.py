@@ -26,7 +26,7 @@ from nats_support import (
     count,
     make_certs,
     nats_binary,
-    stream_leader,
+    stream_cluster,
     wait_for,
 )
 from support import RawClient, write_config
@@ -220,7 +220,9 @@ def test_cluster_leader_kill_keeps_states_flowing(hosts: tuple[Host, Host], root
         acked = [f"c-{uuid.uuid4().hex[:8]}" for _ in range(5)]
         for rid in acked:
             bump_until_acked(follower, rid)
-        leader = stream_leader(servers[0].url, "KV_agentctx")
+        for stream in ("KV_agentctx", "KV_agentctx-receipts", f"agentctx-{AGENT}-requests"):
+            assert stream_cluster(servers[0].url, stream)[1] == 3
+        leader, _ = stream_cluster(servers[0].url, "KV_agentctx")
         victim = next(s for s in servers if s.name == leader)
         seq_at_kill = follower.get()["seq"]
         victim.kill()
