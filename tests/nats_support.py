@@ -184,3 +184,27 @@ def stream_cluster(url: str, stream: str) -> tuple[str, int]:
             await nc.close()
 
     return asyncio.run(ask())
+
+
+def make_certs(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    key = ["-newkey", "rsa:2048", "-nodes"]
+    ca = ["-keyout", "ca.key", "-out", "ca.pem"]
+    openssl("req", "-x509", *key, "-days", "1", "-subj", "/CN=ca", *ca)
+    files = {"ca": directory / "ca.pem"}
+    uses = {"server": "subjectAltName=IP:127.0.0.1", "client": "extendedKeyUsage=clientAuth"}
+    for name, ext in uses.items():
+        csr = ["-keyout", f"{name}.key", "-out", f"{name}.csr"]
+        openssl("req", *key, "-subj", f"/CN={name}", *csr)
+        (directory / f"{name}.ext").write_text(ext + "\n")
+        sign = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
+        out = ["-out", f"{name}.pem", "-extfile", f"{name}.ext"]
+        openssl("x509", "-req", "-in", f"{name}.csr", *sign, *out)
+        files[name], files[f"{name}_key"] = directory / f"{name}.pem", directory / f"{name}.key"
+    return files
