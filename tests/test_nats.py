@@ -128,15 +128,17 @@ def test_a_cut_off_follower_serves_stale_and_forwards_its_spool_once(
     assert queued.returncode == 0 and "queued" in queued.stdout, queued.stdout + queued.stderr
     spool = follower.sidecar.state_dir / "spool"
     assert len(list(spool.glob("*.json"))) == 1
+    local = home.cli("bump", "COUNT", "--amount", "1")  # the home goes on as if alone
+    assert "acked" in local.stdout, local.stdout + local.stderr
     server.start()
     wait_for(lambda: not list(spool.glob("*.json")), SETTLE, "the spool forwarded")
     fresh = wait_for(
-        lambda: (s := follower.get()) and not s.get("stale") and count(s) == 2.0 and s,
+        lambda: (s := follower.get()) and not s.get("stale") and count(s) == 3.0 and s,
         SETTLE,
-        "the follower fresh again with the spooled bump",
+        "the follower fresh again with both bumps",
     )
     assert fresh["seq"] > stale["seq"]
-    assert count(home.get()) == 2.0  # applied exactly once
+    assert count(home.get()) == 3.0  # the spooled one applied exactly once
 
 
 def test_a_nats_restart_loses_no_request(
