@@ -32,10 +32,9 @@ import msgspec
 
 from agentctx._core.config import Config, Settings
 from agentctx._core.errors import E_UNAVAILABLE, RequestFailed
-from agentctx._core.files import atomic_write
 from agentctx._core.framing import encode_frame
 from agentctx._core.protocol import Event, Request, Spooled, State, encode
-from sidecar.hub import SNAPSHOT_MODE, Subscriber
+from sidecar.hub import Subscriber, write_snapshot
 from sidecar.writer import LatestWriter
 
 __all__ = ["KEEPALIVE", "STATE_WAIT", "FollowerHub", "Forward"]
@@ -181,5 +180,4 @@ class FollowerHub:
         served.set()
 
     def _write(self, state_json: bytes) -> None:
-        pretty = msgspec.json.format(state_json, indent=2) + b"\n"
-        atomic_write(self.snapshot_path, pretty, durable=False, mode=SNAPSHOT_MODE)
+        write_snapshot(self.snapshot_path, state_json)

@@ -44,7 +44,15 @@ from sidecar.engine import Engine
 from sidecar.store import Durable, encode_durable
 from sidecar.writer import LatestWriter
 
-__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Serving", "Subscriber", "iso"]
+__all__ = [
+    "REQUEST_MEMORY",
+    "SEQ_LEASE",
+    "Hub",
+    "Serving",
+    "Subscriber",
+    "iso",
+    "write_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,13 @@ class Serving(Protocol):
     async def wait_durable(self, seq: int) -> int: ...
 
     async def recovered(self) -> None: ...
+
+
+def write_snapshot(path: Path, state_json: bytes) -> None:
+    """(A worker thread.) The live snapshot file: an encoded state, pretty-printed, since
+    `cat` on this file is how a person debugs the daemon."""
+    pretty = msgspec.json.format(state_json, indent=2) + b"\n"
+    atomic_write(path, pretty, durable=False, mode=SNAPSHOT_MODE)
 
 
 def iso(ts: float | None) -> str | None:
@@ -309,9 +324,7 @@ class Hub:
             self.logged_upto = max(self.logged_upto, (newest.seq, newest.n))
 
     def _write_snapshot(self, state_json: bytes) -> None:
-        # Pretty-printed: `cat` on this file is how a person debugs the daemon.
-        pretty = msgspec.json.format(state_json, indent=2) + b"\n"
-        atomic_write(self.snapshot_path, pretty, durable=False, mode=SNAPSHOT_MODE)
+        write_snapshot(self.snapshot_path, state_json)
 
     async def _publish(self, changes: list[Event], request: Request | None = None) -> None:
         self.seq += 1

@@ -107,9 +107,13 @@ def test_a_request_on_the_follower_reaches_home_and_comes_back(
     status = json.loads(follower.cli("status", "--json").stdout)
     assert status["origin"] and status["stale"] is False and status["source"] == "socket"
     assert count(status) == 1.0
-    for host in (follower, home):  # both stop cleanly, NATS connection and all
+    last_seq = follower.get()["seq"]
+    for host in (home, follower):  # both stop cleanly, NATS connection and all
         assert host.sidecar.stop() == 0
         assert "Traceback" not in host.sidecar.log_text()
+    follower.follow(server.url)  # restarted with its home away: its last state, stale
+    again = follower.get()
+    assert again["seq"] >= last_seq and again["stale"] is True and count(again) == 1.0
 
 
 def test_a_cut_off_follower_serves_stale_and_forwards_its_spool_once(
