@@ -86,6 +86,7 @@ MAX_OUTSTANDING_PINGS: Final = 2
 PENDING_SIZE: Final = 1 << 20
 JS_TIMEOUT: Final = 2.0  # JetStream API calls: short, so retries during elections are quick
 RETRY_DELAY: Final = 0.5
+RETRY_WARN_AFTER: Final = 10  # failed attempts before a retry loop says so (an election is fewer)
 ERROR_LOG_EVERY: Final = 30.0  # nats-py reports every failed reconnect attempt
 # What a NATS call may raise: nats-py's own errors (its TimeoutError is asyncio's too).
 NATS_ERRORS: Final = (nats.errors.Error, TimeoutError, OSError)
@@ -132,12 +133,15 @@ def msg_id(request_id: str) -> str:
 
 async def retry(what: str, call: Callable[[], Awaitable[T]]) -> T:
     """*call* until it succeeds: JetStream refuses for a few seconds during a leader
-    election and right after a restart (503, timeouts)."""
+    election and right after a restart (503, timeouts). Said once, not per attempt."""
+    failures = 0
     while True:
         try:
             return await call()
         except NATS_ERRORS as exc:
-            log.debug("%s: %s: %s (retrying)", what, type(exc).__name__, exc)
+            failures += 1
+            level = logging.WARNING if failures == RETRY_WARN_AFTER else logging.DEBUG
+            log.log(level, "%s: %s: %s (retrying)", what, type(exc).__name__, exc)
         await anyio.sleep(RETRY_DELAY)
 
 
@@ -292,7 +296,14 @@ class NatsLink:
 
     async def run(self) -> None:
         try:
-            await self.nc.connect(**self._options())  # returns once a server answers
+            try:
+                await self.nc.connect(**self._options())  # returns once a server answers
+            except Exception as exc:  # whatever nats-py raises, the sidecar lives on
+                # nats-py raises foreign things here (TypeError for a malformed creds file,
+                # ImportError without nkeys): NATS must never stop the sidecar, so it goes
+                # on without it, and says so.
+                log.error("NATS: giving up, running without it: %s: %s", type(exc).__name__, exc)
+                await anyio.sleep_forever()
             log.info("NATS: connected to %s", self._server())
             self._js = self.nc.jetstream(timeout=JS_TIMEOUT)
             if (setup := self.on_ready) is not None:
