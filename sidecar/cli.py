@@ -56,15 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Read before parsing (paths.take_agent_flag), before or after the command; here
+    # for --help, and for an --agent without a name (an argparse error).
     p.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, **kwargs: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, **kwargs)  # type: ignore[arg-type]
-        # after the command too; SUPPRESS: absent here must not undo one given before it
-        cmd.add_argument("--agent", metavar="NAME", default=argparse.SUPPRESS, help=AGENT_HELP)
-        return cmd
-
+    command = sub.add_parser
     run = command(
         "run",
         help="run the daemon in the foreground (logs to stderr)",
@@ -242,9 +238,10 @@ def _serve(args: argparse.Namespace, agent: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flag, argv = paths.take_agent_flag(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        agent = paths.agent_name(getattr(args, "agent", None))
+        agent = paths.agent_name(flag)
         # = AGENTCTX_AGENT=NAME: what the daemon's actions start talks to this agent too
         os.environ[paths.AGENT_ENV] = agent or ""
         if args.command == "check-config":

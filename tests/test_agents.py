@@ -93,3 +93,33 @@ def test_bad_agent_names_are_refused_in_one_line(env: dict[str, str], name: str)
         assert result.returncode == 2, (argv, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "agent name" in lines[0], result.stderr
+
+
+def test_hooks_of_a_named_agent_read_its_sidecar(
+    env: dict[str, str], dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentctx --agent ada hooks install` writes hook commands that name ada, and
+    such a hook (the fast path) reads ada's sidecar."""
+    from agentctx.cli.hooks import hook_command
+
+    monkeypatch.setenv("AGENTCTX_AGENT", "ada")
+    command = hook_command("claude", changes_only=False)
+    assert command.endswith("context --hook claude --agent ada")
+    d = DaemonProcess(env, None, dirs["root"] / "ada.log", agent="ada")
+    d.start(extra_args=["--agent", "ada"])
+    try:
+        assert cli(env, "--agent", "ada", "bump", "REST", "--amount", "4").returncode == 0
+        stdin = json.dumps({"session_id": "s1", "hook_event_name": "UserPromptSubmit"})
+        out = subprocess.run(
+            [sys.executable, "-m", "agentctx", "context", "--hook", "claude", "--agent", "ada"],
+            env=env,
+            cwd=REPO,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        context = json.loads(out.stdout)["hookSpecificOutput"]["additionalContext"]
+        assert "REST" in context and "4.0" in context, context
+    finally:
+        d.stop()
