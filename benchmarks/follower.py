@@ -23,6 +23,8 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from agentctx._core.framing import encode_frame
 from benchmarks.common import FrameClient, summary_us
 
 AGENT = "bench"
@@ -44,6 +47,7 @@ CONFIG = (
     "[drives.WANDER]\nthreshold = 20\nrate_per_hour = 1.0\n"
 )
 START_TIMEOUT = 20.0
+PROBE_TIMEOUT = 1.0
 
 
 def nats_binary() -> str | None:
@@ -54,8 +58,6 @@ def nats_binary() -> str | None:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -73,15 +75,21 @@ def _process(args: list[str], env: dict[str, str] | None = None) -> Iterator[Non
 
 
 def _wait_socket(path: Path) -> None:
+    """Until a welcome comes back (a follower accepts only once it has a state)."""
+    hello = encode_frame(b'{"type":"hello","proto":1,"client":"probe","subscribe":false}')
     deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            FrameClient(path, "probe", subscribe=False).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing answers on {path}") from None
-            time.sleep(0.05)
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(PROBE_TIMEOUT)
+            try:
+                s.connect(str(path))
+                s.sendall(hello)
+                if s.recv(1 << 16):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answers on {path}")
 
 
 def _host(stack: ExitStack, root: Path, name: str, command: list[str]) -> Path:
@@ -194,4 +202,6 @@ def measure(n: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a `timeout`) unwinds like an exception: the processes started are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 300), indent=2))
