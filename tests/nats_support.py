@@ -25,7 +25,16 @@ import pytest
 from support import REPO, DaemonProcess, RawClient
 
 HEALTHY_TIMEOUT = 30.0
+PR_SET_PDEATHSIG = 1
 AGENT = "alice"
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the server gets SIGKILL when the test process dies, however it dies
+    (a CI timeout, a kill -9), so no nats-server is ever left behind."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def nats_binary() -> str:
@@ -75,7 +84,9 @@ class NatsServer:
         args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.http_port)]
         args += ["-n", self.name, "-js", "-sd", str(self.store), *self.cluster]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent
+            )
         if wait:
             self.wait_healthy()
         return self
