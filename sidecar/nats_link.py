@@ -174,7 +174,10 @@ class HomeLink:
                 log.debug("NATS: fetch failed: %s", exc)
                 await anyio.sleep(RETRY_DELAY)
                 continue
-            await self._handle(msgs)
+            try:
+                await self._handle(msgs)
+            except Exception:  # a bug of ours: it must not take the sidecar down with it
+                log.exception("NATS: handling requests failed (unacked: delivered again)")
 
     async def _handle(self, msgs: list[Msg]) -> None:
         """Apply a batch in order, one durable save for all, then receipts and acks."""
