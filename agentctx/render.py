@@ -8,6 +8,7 @@ budget by dropping detail before dropping drives.
 
 from __future__ import annotations
 
+import os
 import time
 
 from agentctx.state import FUTURE_TOLERANCE_S, DriveState
@@ -54,6 +55,14 @@ def _age(seconds: float) -> str:
 def freshness(state: DriveState) -> str:
     """Where the state came from and how old it is, said plainly when it may be stale."""
     where = "live from the socket" if state.source == "socket" else "from the snapshot file"
+    origin = state.origin
+    if origin and origin != os.uname().nodename:
+        where += f" (computed on {origin})"
+    if state.data.get("stale"):
+        return (
+            f"⚠ STALE: {where}, {_age(state.age_s)} old; its home sidecar is out of reach "
+            "(NATS down or the home stopped), numbers may be out of date"
+        )
     if state.clock_ahead_s > FUTURE_TOLERANCE_S:
         return (
             f"⚠ STALE: {where}, stamped {_age(state.clock_ahead_s)} in the future "

@@ -63,6 +63,12 @@ class DriveState:
         return str(self.data.get("last_tick", ""))
 
     @property
+    def origin(self) -> str | None:
+        """The host whose sidecar computed this state, when shared over NATS."""
+        origin = self.data.get("origin")
+        return str(origin) if origin else None
+
+    @property
     def drives(self) -> dict[str, dict[str, Any]]:
         """Drive name -> its fields (pressure, threshold, ratio, band, status, ...)."""
         drives: dict[str, dict[str, Any]] = self.data.get("drives", {})
@@ -83,8 +89,9 @@ class DriveState:
     def stale(self) -> bool:
         """Probably not current: older than a few ticks, or stamped in the future
         (a file whose age cannot be known; a live socket state is fresh by definition
-        but for the one tick after a clock step)."""
-        if self.clock_ahead_s > FUTURE_TOLERANCE_S:
+        but for the one tick after a clock step). A follower marks the state it
+        re-serves stale itself (`"stale": true`) while cut off from its home."""
+        if self.data.get("stale") or self.clock_ahead_s > FUTURE_TOLERANCE_S:
             return True
         return self.age_s > max(STALE_TICKS * self.tick_interval, STALE_MIN_S)
 
@@ -97,6 +104,8 @@ class DriveState:
             return True
         if self.seq > other.seq:
             return True
+        if self.seq == other.seq and bool(self.data.get("stale")) != bool(other.data.get("stale")):
+            return True  # a follower marking the same state stale, or fresh again
         return (
             self.boot_id != other.boot_id and self.seq < other.seq and self.tick_ts > other.tick_ts
         )

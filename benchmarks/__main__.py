@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import fallback, footprint, hook, push, throughput, web
+from benchmarks import fallback, follower, footprint, hook, push, throughput, web
 from benchmarks.common import daemon
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,6 +34,7 @@ TARGETS = {
     "hook wall vs bare python": "<= 2.5x",
     "daemon RSS at 100 subscribers": "<= 30 MB",
     "daemon CPU at 100 subscribers": "<= 2 % of a core",
+    "follower push p50 vs raw KV watch (NATS)": "<= 1.5x",
 }
 
 
@@ -149,6 +150,14 @@ def run(quick: bool) -> dict[str, Any]:
 
     print("satisfy throughput ...", flush=True)
     out["throughput"] = throughput.measure(3.0 if quick else 10.0)
+
+    print("follower push latency over NATS ...", flush=True)
+    if reason := ensure_module("nats", "nats-py[nkeys]"):
+        skipped["follower"] = reason
+    else:
+        out["follower"] = follower.measure(150 if quick else 500)
+        if "skipped" in out["follower"]:
+            skipped["follower"] = out.pop("follower")["skipped"]
     out["skipped"] = skipped
     return out
 
@@ -189,6 +198,14 @@ def table(res: dict[str, Any]) -> str:
         f"satisfy throughput: {res['throughput']['serial_per_s']}/s one at a time, "
         f"{res['throughput']['pipelined_per_s']}/s pipelined",
     ]
+    if fo := res.get("follower"):
+        lines.append(
+            f"follower (NATS), bump at home -> follower's subscriber: p50 "
+            f"{fo['follower']['p50_us']:g} / p99 {fo['follower']['p99_us']:g} us; raw KV "
+            f"put -> watch {fo['raw_kv_watch']['p50_us']:g} / {fo['raw_kv_watch']['p99_us']:g} "
+            f"us ({fo['ratio_p50']}x / {fo['ratio_p99']}x); home's own subscriber "
+            f"{fo['home_local']['p50_us']:g} / {fo['home_local']['p99_us']:g} us"
+        )
     for name, why in res["skipped"].items():
         lines.append(f"skipped {name}: {why}")
     return "\n".join(lines)

@@ -44,7 +44,15 @@ from sidecar.engine import Engine
 from sidecar.store import Durable, encode_durable
 from sidecar.writer import LatestWriter
 
-__all__ = ["REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Subscriber", "iso"]
+__all__ = [
+    "REQUEST_MEMORY",
+    "SEQ_LEASE",
+    "Hub",
+    "Serving",
+    "Subscriber",
+    "iso",
+    "write_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,32 @@ SNAPSHOT_MODE: Final = 0o600
 
 class Subscriber(Protocol):
     def push(self, state: bytes, events: Sequence[bytes] = ()) -> None: ...
+
+
+class Serving(Protocol):
+    """What the server, its sessions and the spool drain need of a hub: this one, which
+    computes the state, or a follower's (sidecar.follower), which receives it."""
+
+    subscribers: set[Subscriber]
+    boot_id: str
+
+    @property
+    def config(self) -> Config: ...
+
+    def state(self, id: int | None = None) -> State: ...
+
+    async def submit(self, req: Request, at: float | None = None) -> int: ...
+
+    async def wait_durable(self, seq: int) -> int: ...
+
+    async def recovered(self) -> None: ...
+
+
+def write_snapshot(path: Path, state_json: bytes) -> None:
+    """(A worker thread.) The live snapshot file: an encoded state, pretty-printed, since
+    `cat` on this file is how a person debugs the daemon."""
+    pretty = msgspec.json.format(state_json, indent=2) + b"\n"
+    atomic_write(path, pretty, durable=False, mode=SNAPSHOT_MODE)
 
 
 def iso(ts: float | None) -> str | None:
@@ -82,6 +116,7 @@ class Hub:
         self.clock = clock
         self.steps = steps  # None: trust the wall clock (tests with a fake clock)
         self.kernel_boot = kernel_boot
+        self.origin: str | None = None  # this host's name, once states are shared (NATS)
         self.subscribers: set[Subscriber] = set()
         self.requests: OrderedDict[str, int] = OrderedDict(requests)
         self.last_save = 0.0
@@ -148,6 +183,7 @@ class Hub:
             tick_interval=self.config.sidecar.tick_interval,
             drives=drives,
             id=id,
+            origin=self.origin,
         )
 
     def durable(self) -> Durable:
@@ -201,6 +237,10 @@ class Hub:
             if seq is None:
                 seq = await self._apply(req, at)
         return seq
+
+    async def recovered(self) -> None:
+        """Return once the durable state can be saved again after a failure."""
+        await self.durable_writer.recovered()
 
     async def wait_durable(self, seq: int) -> int:
         """Wait until the state at *seq* is on disk; RequestFailed(not_durable) if it
@@ -284,9 +324,7 @@ class Hub:
             self.logged_upto = max(self.logged_upto, (newest.seq, newest.n))
 
     def _write_snapshot(self, state_json: bytes) -> None:
-        # Pretty-printed: `cat` on this file is how a person debugs the daemon.
-        pretty = msgspec.json.format(state_json, indent=2) + b"\n"
-        atomic_write(self.snapshot_path, pretty, durable=False, mode=SNAPSHOT_MODE)
+        write_snapshot(self.snapshot_path, state_json)
 
     async def _publish(self, changes: list[Event], request: Request | None = None) -> None:
         self.seq += 1

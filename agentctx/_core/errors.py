@@ -39,6 +39,7 @@ __all__ = [
     "E_NOT_DURABLE",
     "E_SLOW_CONSUMER",
     "E_TOO_MANY_CLIENTS",
+    "E_UNAVAILABLE",
     "E_UNKNOWN_DRIVE",
     "E_UNKNOWN_TYPE",
     "E_UNSUPPORTED_PROTO",
@@ -69,6 +70,9 @@ E_HELLO_TIMEOUT: Final = "hello_timeout"
 E_UNSUPPORTED_PROTO: Final = "unsupported_proto"
 E_UNKNOWN_DRIVE: Final = "unknown_drive"
 E_NOT_DURABLE: Final = "not_durable"  # applied but not saved: retry with the same request_id
+# A follower could not get the request confirmed by the agent's home sidecar (cut off
+# from NATS, or no answer in time): spool it or retry with the same request_id.
+E_UNAVAILABLE: Final = "unavailable"
 E_TOO_MANY_CLIENTS: Final = "too_many_clients"
 E_SLOW_CONSUMER: Final = "slow_consumer"
 E_INTERNAL: Final = "internal"

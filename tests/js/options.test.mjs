@@ -54,3 +54,11 @@ test("given options win; bad ones fall back to the defaults instead of failing a
   const bad = { socketPath: "", mode: "sometimes", maxChars: -1, timeoutMs: 1e9, wake: "no", sessionKey: "" };
   assert.deepEqual(options.resolveOptions(bad, env), options.resolveOptions(null, env));
 });
+
+test("a named agent's sidecar is in NAME/ of the runtime dir ($AGENTCTX_AGENT)", () => {
+  const named = options.resolveOptions({}, { AGENTCTX_RUNTIME_DIR: "/r", AGENTCTX_AGENT: "ada" });
+  assert.equal(named.socketPath, "/r/ada/sidecar.sock");
+  assert.equal(named.snapshotPath, "/r/ada/drives-state.json");
+  const bad = options.resolveOptions({}, { AGENTCTX_RUNTIME_DIR: "/r", AGENTCTX_AGENT: "../x" });
+  assert.equal(bad.socketPath, "/r/.invalid-agent-name/sidecar.sock");
+});

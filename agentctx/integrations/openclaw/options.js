@@ -29,8 +29,21 @@ function fromEnv(env, name) {
   return value ? value : null;
 }
 
-/** `$AGENTCTX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agentctx`, else `/tmp/agentctx-UID`. */
+// A named agent's files are in NAME/ (paths.py). A name that is not one points at a
+// directory no agent can have (no name holds a dot): no state, never another's files.
+const AGENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const NO_AGENT = ".invalid-agent-name";
+
+/** `$AGENTCTX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agentctx`, else `/tmp/agentctx-UID`;
+ * with `$AGENTCTX_AGENT` set, that agent's `NAME/` in it. */
 export function runtimeDir(env = process.env) {
+  const agent = fromEnv(env, "AGENTCTX_AGENT");
+  const base = baseRuntimeDir(env);
+  if (!agent) return base;
+  return path.join(base, AGENT_NAME.test(agent) ? agent : NO_AGENT);
+}
+
+function baseRuntimeDir(env) {
   const explicit = fromEnv(env, "AGENTCTX_RUNTIME_DIR");
   if (explicit) return explicit;
   const xdg = fromEnv(env, "XDG_RUNTIME_DIR");
