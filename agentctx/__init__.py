@@ -7,6 +7,9 @@
     with agentctx.follow() as updates: ...             # live, a blocking iterator
     with agentctx.Live() as live: ...                  # live, in a thread, for sync code
 
+Each takes `agent="NAME"` for a named agent's sidecar (default: `$AGENTCTX_AGENT`,
+else the unnamed one; see agentctx._core.paths).
+
 Names are imported lazily: `import agentctx` costs almost nothing, and
 `agentctx.read()` never loads msgspec, anyio or watchfiles (hook start-up time).
 """

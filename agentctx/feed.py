@@ -50,6 +50,7 @@ class _Head(msgspec.Struct):
     seq: Any = 0
     boot_id: Any = ""
     tick_ts: Any = 0.0
+    stale: Any = False
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
@@ -83,7 +84,8 @@ class Feed:
                 raise ProtocolError(f"bad frame from the sidecar: {exc}") from None
             kind = head.type
             if kind == "state":  # decoded when (if ever) its data is looked at
-                state = DriveState.lazy(payload, (head.seq, head.boot_id, head.tick_ts), _decode)
+                fields = (head.seq, head.boot_id, head.tick_ts, head.stale)
+                state = DriveState.lazy(payload, fields, _decode)
                 try:
                     newer = state.newer_than(self.last)
                 except (TypeError, ValueError):  # a seq or tick_ts that is not a number

@@ -33,13 +33,15 @@ def read(
     socket_path: StrPath | None = None,
     snapshot_path: StrPath | None = None,
     client: str = "agentctx.oneshot",
+    agent: str | None = None,
 ) -> DriveState:
-    """The current drive state. Raises DaemonUnavailable when neither the socket nor
-    the snapshot file gives one, StoreError when the snapshot exists but is unreadable."""
+    """The current drive state of *agent* (default: `$AGENTCTX_AGENT`, else the unnamed
+    one). Raises DaemonUnavailable when neither the socket nor the snapshot file gives
+    one, StoreError when the snapshot exists but is unreadable."""
     try:
-        return read_socket(timeout, socket_path=socket_path, client=client)
+        return read_socket(timeout, socket_path=socket_path, client=client, agent=agent)
     except (DaemonUnavailable, ProtocolError):
-        return read_snapshot(snapshot_path)
+        return read_snapshot(snapshot_path, agent=agent)
 
 
 def read_socket(
@@ -47,9 +49,10 @@ def read_socket(
     *,
     socket_path: StrPath | None = None,
     client: str = "agentctx.oneshot",
+    agent: str | None = None,
 ) -> DriveState:
     """The state from the sidecar's socket; DaemonUnavailable if none answers in time."""
-    path = socket_path or paths.socket_path()
+    path = socket_path or paths.socket_path(agent)
     deadline = time.monotonic() + timeout
     with BlockingConnection.open(path, deadline, client, extra=GET_FRAME) as conn:
         msg = conn.answer(GET_ID)
@@ -58,10 +61,10 @@ def read_socket(
     return DriveState(msg, "socket")
 
 
-def read_snapshot(path: StrPath | None = None) -> DriveState:
+def read_snapshot(path: StrPath | None = None, *, agent: str | None = None) -> DriveState:
     """The state from the snapshot file. DaemonUnavailable if there is none, StoreError
     if it cannot be read or is not a drive state."""
-    path = path or paths.snapshot_path()
+    path = path or paths.snapshot_path(agent)
     data = read_snapshot_file(path)
     if data is None:
         raise DaemonUnavailable(f"no sidecar answering and no snapshot at {path}")

@@ -8,6 +8,7 @@ budget by dropping detail before dropping drives.
 
 from __future__ import annotations
 
+import os
 import time
 
 from agentctx.state import FUTURE_TOLERANCE_S, DriveState
@@ -17,7 +18,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
-__all__ = ["DEFAULT_MAX_CHARS", "bar", "by_urgency", "freshness", "markdown", "plain", "to_json"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "as_dict",
+    "bar",
+    "by_urgency",
+    "freshness",
+    "markdown",
+    "plain",
+    "to_json",
+]
 
 DEFAULT_MAX_CHARS: Final = 2000
 _HOT: Final = frozenset({"triggered", "crisis", "emergency"})
@@ -45,6 +55,14 @@ def _age(seconds: float) -> str:
 def freshness(state: DriveState) -> str:
     """Where the state came from and how old it is, said plainly when it may be stale."""
     where = "live from the socket" if state.source == "socket" else "from the snapshot file"
+    origin = state.origin
+    if origin and origin != os.uname().nodename:
+        where += f" (computed on {origin})"
+    if state.data.get("stale"):
+        return (
+            f"⚠ STALE: {where}, {_age(state.age_s)} old; its home sidecar is out of reach "
+            "(NATS down or the home stopped), numbers may be out of date"
+        )
     if state.clock_ahead_s > FUTURE_TOLERANCE_S:
         return (
             f"⚠ STALE: {where}, stamped {_age(state.clock_ahead_s)} in the future "
@@ -161,8 +179,9 @@ def plain(state: DriveState) -> str:
     return "\n".join(rows)
 
 
-def to_json(state: DriveState) -> str:
-    """The state plus where it came from and how old it is, for programs."""
+def as_dict(state: DriveState) -> dict[str, Any]:
+    """The state plus where it came from and how old it is, for programs: what
+    `agentctx status --json` prints and what `agentctx web` serves."""
     out = {k: v for k, v in state.data.items() if k not in ("type", "id")}
     out.update(
         source=state.source,
@@ -170,6 +189,11 @@ def to_json(state: DriveState) -> str:
         stale=state.stale,
         read_at=round(time.time(), 3),
     )
+    return out
+
+
+def to_json(state: DriveState) -> str:
+    """`as_dict()` as indented JSON."""
     import json  # here only: the hook path renders markdown(), and json costs it ~9 ms
 
-    return json.dumps(out, indent=2, ensure_ascii=False)
+    return json.dumps(as_dict(state), indent=2, ensure_ascii=False)

@@ -20,6 +20,7 @@ from agentctx._core import paths
 from agentctx._core.errors import (
     E_BAD_REQUEST,
     E_NOT_DURABLE,
+    E_UNAVAILABLE,
     DaemonUnavailable,
     ProtocolError,
     RequestFailed,
@@ -87,6 +88,7 @@ def satisfy(
     *,
     request_id: str | None = None,
     timeout: float = ACK_TIMEOUT,
+    agent: str | None = None,
 ) -> Receipt:
     """Cut *drive*'s pressure by a depth (shallow/moderate/deep/full) or an amount."""
     if depth is not None and depth not in DEPTHS:
@@ -103,7 +105,7 @@ def satisfy(
         amount=amount,
         reason=reason,
     )
-    return submit(req, timeout=timeout)
+    return submit(req, timeout=timeout, agent=agent)
 
 
 def bump(
@@ -113,12 +115,13 @@ def bump(
     *,
     request_id: str | None = None,
     timeout: float = ACK_TIMEOUT,
+    agent: str | None = None,
 ) -> Receipt:
     """Add *amount* of pressure to *drive* (how activity-driven drives grow)."""
     req = Bump(
         id=_ID, request_id=request_id or _new_id(), drive=drive, amount=amount, reason=reason
     )
-    return submit(req, timeout=timeout)
+    return submit(req, timeout=timeout, agent=agent)
 
 
 def reset(
@@ -127,10 +130,11 @@ def reset(
     *,
     request_id: str | None = None,
     timeout: float = ACK_TIMEOUT,
+    agent: str | None = None,
 ) -> Receipt:
     """Set *drive*'s pressure (or every drive's, with None) to zero."""
     req = Reset(id=_ID, request_id=request_id or _new_id(), drive=drive, reason=reason)
-    return submit(req, timeout=timeout)
+    return submit(req, timeout=timeout, agent=agent)
 
 
 def _validate(req: Request) -> None:
@@ -141,12 +145,12 @@ def _validate(req: Request) -> None:
     decode_client(encode(req))  # RequestFailed(bad_request, ...) saying what is wrong
 
 
-def _check_drive_offline(req: Request) -> None:
+def _check_drive_offline(req: Request, agent: str | None) -> None:
     """With the daemon down, catch an unknown drive now rather than at drain time."""
     if req.drive is None:
         return
     try:
-        known = read_snapshot().drives
+        known = read_snapshot(agent=agent).drives
     except (DaemonUnavailable, StoreError):
         return  # nothing to check against: the daemon will judge
     if drive_key(req.drive) not in known:
@@ -159,22 +163,25 @@ def submit(
     timeout: float = ACK_TIMEOUT,
     socket_path: StrPath | None = None,
     spool_dir: Path | None = None,
+    agent: str | None = None,
 ) -> Receipt:
-    """Send *req*; on an ack return "acked", when the daemon is unreachable spool it.
+    """Send *req* to *agent*'s sidecar (default: `$AGENTCTX_AGENT`, else the unnamed
+    one); on an ack return "acked", when the daemon is unreachable spool it.
     RequestFailed for a request the daemon refuses (unknown drive, bad values)."""
     _validate(req)
     made_at = time.time()
     deadline = time.monotonic() + timeout
-    path = socket_path or paths.socket_path()
+    path = socket_path or paths.socket_path(agent)
+    spool_dir = spool_dir or Path(paths.spool_dir(agent))
     try:
         with BlockingConnection.open(path, deadline, "agentctx", extra=encode_message(req)) as conn:
             msg = conn.answer(req.id)
     except (DaemonUnavailable, ProtocolError):
-        _check_drive_offline(req)
+        _check_drive_offline(req, agent)
         return Receipt("queued", req.request_id, path=spool_request(req, made_at, spool_dir))
     if msg.get("type") == "ack":
         return Receipt("acked", req.request_id, seq=int(msg["seq"]))
     code, message = str(msg.get("code", "error")), str(msg.get("message", ""))
-    if code == E_NOT_DURABLE:  # applied but not saved: the spool makes it durable
+    if code in (E_NOT_DURABLE, E_UNAVAILABLE):  # not confirmed: the spool makes it durable
         return Receipt("queued", req.request_id, path=spool_request(req, made_at, spool_dir))
     raise RequestFailed(code, message)

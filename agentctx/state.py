@@ -38,7 +38,8 @@ class DriveState:
 
     A state read from the socket is decoded when `data` is first looked at: a
     follower hands out every state, and most are superseded unread (`Live` keeps the
-    newest only); what ordering needs (`seq`, `boot_id`, `tick_ts`) comes decoded."""
+    newest only); what ordering needs (`seq`, `boot_id`, `tick_ts`, `stale`) comes
+    decoded."""
 
     __slots__ = ("_data", "_decode", "_head", "_raw", "received_at", "source")
 
@@ -46,7 +47,7 @@ class DriveState:
         self._data: dict[str, Any] | None = data
         self._raw = b""
         self._decode: Callable[[bytes], dict[str, Any]] | None = None
-        self._head: tuple[Any, Any, Any] = (None, None, None)
+        self._head: tuple[Any, Any, Any, Any] = (None, None, None, None)
         self.source = source
         self.received_at = time.time() if received_at is None else received_at
 
@@ -54,12 +55,13 @@ class DriveState:
     def lazy(
         cls,
         raw: bytes,
-        head: tuple[Any, Any, Any],
+        head: tuple[Any, Any, Any, Any],
         decode: Callable[[bytes], dict[str, Any]],
         source: str = "socket",
     ) -> DriveState:
         """A state whose JSON *raw* is decoded by *decode* on first use of `data`;
-        *head* is its (seq, boot_id, tick_ts) as found in it (0, "", 0.0 if absent)."""
+        *head* is its (seq, boot_id, tick_ts, stale) as found in it (0, "", 0.0, False
+        if absent)."""
         state = cls.__new__(cls)
         state._data = None
         state._raw = raw
@@ -96,12 +98,24 @@ class DriveState:
         return float(self._field(2, "tick_ts", 0.0))
 
     @property
+    def marked_stale(self) -> bool:
+        """Marked stale by the sidecar that sent it (a follower cut off from its home
+        re-serves its last state so)."""
+        return bool(self._field(3, "stale", False))
+
+    @property
     def tick_interval(self) -> float:
         return float(self.data.get("tick_interval", 1.0))
 
     @property
     def last_tick(self) -> str:
         return str(self.data.get("last_tick", ""))
+
+    @property
+    def origin(self) -> str | None:
+        """The host whose sidecar computed this state, when shared over NATS."""
+        origin = self.data.get("origin")
+        return str(origin) if origin else None
 
     @property
     def drives(self) -> dict[str, dict[str, Any]]:
@@ -124,8 +138,9 @@ class DriveState:
     def stale(self) -> bool:
         """Probably not current: older than a few ticks, or stamped in the future
         (a file whose age cannot be known; a live socket state is fresh by definition
-        but for the one tick after a clock step)."""
-        if self.clock_ahead_s > FUTURE_TOLERANCE_S:
+        but for the one tick after a clock step). A follower marks the state it
+        re-serves stale itself (`"stale": true`) while cut off from its home."""
+        if self.marked_stale or self.clock_ahead_s > FUTURE_TOLERANCE_S:
             return True
         return self.age_s > max(STALE_TICKS * self.tick_interval, STALE_MIN_S)
 
@@ -138,6 +153,8 @@ class DriveState:
             return True
         if self.seq > other.seq:
             return True
+        if self.seq == other.seq and self.marked_stale != other.marked_stale:
+            return True  # a follower marking the same state stale, or fresh again
         return (
             self.boot_id != other.boot_id and self.seq < other.seq and self.tick_ts > other.tick_ts
         )

@@ -55,10 +55,12 @@ class Subscription:
         reconnect_max: float = RECONNECT_MAX,
         backstop: float = BACKSTOP,
         connect_timeout: float = CONNECT_TIMEOUT,
+        agent: str | None = None,
     ) -> None:
         self.client = client
-        self.socket_path = socket_path or Path(paths.socket_path())
-        self.snapshot_path = snapshot_path or Path(paths.snapshot_path())
+        # the agent is resolved now (default: $AGENTCTX_AGENT), not at each reconnect
+        self.socket_path = socket_path or Path(paths.socket_path(agent))
+        self.snapshot_path = snapshot_path or Path(paths.snapshot_path(agent))
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.backstop = backstop

@@ -32,6 +32,7 @@ TARGETS = {
     "hook wall vs bare python": "<= 2.5x",
     "daemon RSS at 100 subscribers": "<= 30 MB",
     "daemon CPU at 100 subscribers": "<= 2 % of a core",
+    "follower push p50 vs raw KV watch (NATS)": "<= 1.5x",
 }
 SIZES = (1, 10, 100)
 
@@ -110,7 +111,7 @@ def machine() -> dict[str, Any]:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    from benchmarks import fallback, footprint, hook, push, scale, throughput
+    from benchmarks import fallback, follower, footprint, hook, push, scale, throughput, web
     from benchmarks.common import daemon
 
     skipped: dict[str, str] = {}
@@ -166,8 +167,19 @@ def run(quick: bool) -> dict[str, Any]:
     out["footprint"] = fp
     out["daemon_rss_mb"] = max(r["rss_mb"] for r in fp)
 
+    print("web view, 0 and 100 tabs at 1 Hz ...", flush=True)
+    out["web_tabs"] = web.measure(web.TABS, 5.0 if quick else 20.0)
+
     print("satisfy throughput ...", flush=True)
     out["throughput"] = throughput.measure(3.0 if quick else 10.0)
+
+    print("follower push latency over NATS ...", flush=True)
+    if reason := ensure_module("nats", "nats-py[nkeys]"):
+        skipped["follower"] = reason
+    else:
+        out["follower"] = follower.measure(150 if quick else 500)
+        if "skipped" in out["follower"]:
+            skipped["follower"] = out.pop("follower")["skipped"]
     out["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["skipped"] = skipped
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks import web
+
 REDIS_TARGET = 0.8
 FLOOR_TARGET = 1.3
 LABELS = {
@@ -96,10 +98,21 @@ def table(res: dict[str, Any]) -> str:
             f"{r['subscribers']} subs: {r['rss_mb']} MB, {r['cpu_percent']} % CPU"
             for r in res["footprint"]
         ),
+        web.line(res["web_tabs"]),
         f"satisfy throughput: {res['throughput']['serial_per_s']}/s one at a time, "
         f"{res['throughput']['pipelined_per_s']}/s pipelined",
-        f"load average: {res['load_avg_at_start']} at start, {res['load_avg_at_end']} at end",
     ]
+    if fo := res.get("follower"):
+        lines.append(
+            f"follower (NATS), bump at home -> follower's subscriber: p50 "
+            f"{fo['follower']['p50_us']:g} / p99 {fo['follower']['p99_us']:g} us; raw KV "
+            f"put -> watch {fo['raw_kv_watch']['p50_us']:g} / {fo['raw_kv_watch']['p99_us']:g} "
+            f"us ({fo['ratio_p50']}x / {fo['ratio_p99']}x); home's own subscriber "
+            f"{fo['home_local']['p50_us']:g} / {fo['home_local']['p99_us']:g} us"
+        )
+    lines.append(
+        f"load average: {res['load_avg_at_start']} at start, {res['load_avg_at_end']} at end"
+    )
     for name, why in res["skipped"].items():
         lines.append(f"skipped {name}: {why}")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ from sidecar.clock import kernel_boot_id
 from sidecar.drain import drain, watch_spool
 from sidecar.engine import STEP_TOLERANCE_S
 from sidecar.hub import Hub
+from sidecar.nats_config import NatsSettings
 from sidecar.notify import Notifier
 from sidecar.restore import restore
 from sidecar.server import Server
@@ -57,9 +58,20 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> AgentctxError | No
 
 
 class Daemon:
-    def __init__(self, config: Config, layout: Layout, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        layout: Layout,
+        config_path: Path | None = None,
+        *,
+        nats: NatsSettings | None = None,
+        agent: str | None = None,
+    ) -> None:
         self.config = config
         self.layout = layout
+        # Shared over NATS as *agent* when set (docs/multi-host.md); None: local only.
+        self.nats = nats
+        self.agent = agent
         # The file the config came from: SIGHUP reloads it (None: built-in drives only).
         self.config_path = config_path
         self.boot_id = uuid.uuid4().hex
@@ -114,6 +126,8 @@ class Daemon:
             kernel_boot=boot,
             history_dir=self.layout.state,
         )
+        if self.nats is not None:  # states name the host that computed them
+            self.hub.origin = os.uname().nodename
         return self.hub
 
     def close(self) -> None:
@@ -167,6 +181,10 @@ class Daemon:
             tg.start_soon(self.server.serve, listener)
             tg.start_soon(self._tick_loop, hub)
             tg.start_soon(watch_spool, hub, self.layout.spool)
+            if self.nats is not None:  # after the server: NATS never delays a start
+                from sidecar.nats_link import HomeLink  # nats-py: an optional dependency
+
+                tg.start_soon(HomeLink(hub, self.nats, self.agent).run)
             if self.claim is not None:
                 tg.start_soon(self._keep_claim, hub, tg)
             log.info(

@@ -24,11 +24,17 @@ from typing import Final
 import anyio
 
 from agentctx._core.dirwatch import watch_dir
-from agentctx._core.errors import E_NOT_DURABLE, ProtocolError, RequestFailed, StoreError
+from agentctx._core.errors import (
+    E_NOT_DURABLE,
+    E_UNAVAILABLE,
+    ProtocolError,
+    RequestFailed,
+    StoreError,
+)
 from agentctx._core.files import failpoint, make_private_dirs, read_file
 from agentctx._core.protocol import decode_spooled
 from agentctx._core.spool import REJECTED_DIR, is_spooled, spool_files
-from sidecar.hub import Hub
+from sidecar.hub import Serving
 
 __all__ = ["BACKSTOP_INTERVAL", "drain", "watch_spool"]
 
@@ -40,12 +46,15 @@ DRAIN_BATCH: Final = 256  # spooled requests applied per durable save
 # request lands while the daemon is up only after a timeout; 50 ms more is nothing.
 SPOOL_STEP_MS: Final = 50
 SPOOL_REWATCH_DELAY: Final = 1.0  # before watching a spool dir again that went away
+# Not the request's fault: keep its file and try again after `hub.recovered()`.
+RETRY_LATER: Final = frozenset({E_NOT_DURABLE, E_UNAVAILABLE})
 
 
-async def drain(hub: Hub, directory: Path) -> int:
+async def drain(hub: Serving, directory: Path) -> int:
     """Apply every spooled request in order; return how many were applied."""
     applied = 0
     paths = await anyio.to_thread.run_sync(spool_files, directory)
+    paused = False
     for start in range(0, len(paths), DRAIN_BATCH):
         done: list[Path] = []
         last_seq = None
@@ -61,6 +70,10 @@ async def drain(hub: Hub, directory: Path) -> int:
             try:
                 last_seq = await hub.submit(item.request, at=item.made_at)
             except RequestFailed as exc:
+                if exc.code in RETRY_LATER:  # a follower cut off from its home
+                    log.warning("spool drain paused: %s", exc.message)
+                    paused = True
+                    break
                 await _reject(path, f"{exc.code}: {exc.message}")
                 continue
             done.append(path)
@@ -68,13 +81,15 @@ async def drain(hub: Hub, directory: Path) -> int:
             try:
                 await hub.wait_durable(last_seq)  # the whole batch, one save
             except RequestFailed as exc:
-                if exc.code != E_NOT_DURABLE:
+                if exc.code not in RETRY_LATER:
                     raise
-                log.warning("spool drain paused: state not durable (%s)", exc.message)
+                log.warning("spool drain paused: not durable (%s)", exc.message)
                 return applied  # keep the files; a drain after the next good save retries
         failpoint("mid-drain")  # tests: a crash between applying and unlinking
         await anyio.to_thread.run_sync(_unlink_all, done)
         applied += len(done)
+        if paused:
+            break  # the rest waits for `hub.recovered()`
     if applied:
         log.info("applied %d spooled request(s) from %s", applied, directory)
     return applied
@@ -102,7 +117,7 @@ async def _reject(path: Path, why: str) -> None:
     await anyio.to_thread.run_sync(move)
 
 
-async def watch_spool(hub: Hub, directory: Path) -> None:
+async def watch_spool(hub: Serving, directory: Path) -> None:
     """Drain whenever a file lands in *directory* (inotify), whenever the state can be
     saved again after a failure, and every BACKSTOP_INTERVAL. A spool dir that is
     removed is made again and watched again."""
@@ -131,9 +146,9 @@ async def watch_spool(hub: Hub, directory: Path) -> None:
             await anyio.sleep(SPOOL_REWATCH_DELAY)
 
 
-async def _after_recovery(hub: Hub, drain_now: Callable[[], Awaitable[None]]) -> None:
+async def _after_recovery(hub: Serving, drain_now: Callable[[], Awaitable[None]]) -> None:
     while True:
-        await hub.durable_writer.recovered()
+        await hub.recovered()
         await drain_now()
 
 

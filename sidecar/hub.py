@@ -46,7 +46,16 @@ from sidecar.engine import Engine
 from sidecar.store import Durable, encode_durable
 from sidecar.writer import LatestWriter
 
-__all__ = ["ISO_CACHE", "REQUEST_MEMORY", "SEQ_LEASE", "Hub", "Subscriber", "iso"]
+__all__ = [
+    "ISO_CACHE",
+    "REQUEST_MEMORY",
+    "SEQ_LEASE",
+    "Hub",
+    "Serving",
+    "Subscriber",
+    "iso",
+    "write_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,32 @@ ISO_CACHE: Final = 4096  # instants formatted for states, kept (a few per drive 
 
 class Subscriber(Protocol):
     def push(self, state: bytes, events: Sequence[bytes] = ()) -> None: ...
+
+
+class Serving(Protocol):
+    """What the server, its sessions and the spool drain need of a hub: this one, which
+    computes the state, or a follower's (sidecar.follower), which receives it."""
+
+    subscribers: set[Subscriber]
+    boot_id: str
+
+    @property
+    def config(self) -> Config: ...
+
+    def state(self, id: int | None = None) -> State: ...
+
+    async def submit(self, req: Request, at: float | None = None) -> int: ...
+
+    async def wait_durable(self, seq: int) -> int: ...
+
+    async def recovered(self) -> None: ...
+
+
+def write_snapshot(path: Path, state_json: bytes) -> None:
+    """(A worker thread.) The live snapshot file: an encoded state, pretty-printed, since
+    `cat` on this file is how a person debugs the daemon."""
+    pretty = msgspec.json.format(state_json, indent=2) + b"\n"
+    atomic_write(path, pretty, durable=False, mode=SNAPSHOT_MODE)
 
 
 _yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
@@ -91,6 +126,7 @@ class Hub:
         self.clock = clock
         self.steps = steps  # None: trust the wall clock (tests with a fake clock)
         self.kernel_boot = kernel_boot
+        self.origin: str | None = None  # this host's name, once states are shared (NATS)
         self.subscribers: set[Subscriber] = set()
         self.requests: OrderedDict[str, int] = OrderedDict(requests)
         self.last_save = 0.0
@@ -157,6 +193,7 @@ class Hub:
             tick_interval=self.config.sidecar.tick_interval,
             drives=drives,
             id=id,
+            origin=self.origin,
         )
 
     def durable(self) -> Durable:
@@ -210,6 +247,10 @@ class Hub:
             if seq is None:
                 seq = await self._apply(req, at)
         return seq
+
+    async def recovered(self) -> None:
+        """Return once the durable state can be saved again after a failure."""
+        await self.durable_writer.recovered()
 
     async def wait_durable(self, seq: int) -> int:
         """Wait until the state at *seq* is on disk; RequestFailed(not_durable) if it
@@ -293,9 +334,7 @@ class Hub:
             self.logged_upto = max(self.logged_upto, (newest.seq, newest.n))
 
     def _write_snapshot(self, state_json: bytes) -> None:
-        # Pretty-printed: `cat` on this file is how a person debugs the daemon.
-        pretty = msgspec.json.format(state_json, indent=2) + b"\n"
-        atomic_write(self.snapshot_path, pretty, durable=False, mode=SNAPSHOT_MODE)
+        write_snapshot(self.snapshot_path, state_json)
 
     async def _publish(self, changes: list[Event], request: Request | None = None) -> None:
         self.seq += 1

@@ -18,7 +18,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from agentctx._core.errors import E_TOO_MANY_CLIENTS
 from agentctx._core.peercred import peer_uid
 from agentctx._core.protocol import Error, encode_message
-from sidecar.hub import Hub
+from sidecar.hub import Serving
 from sidecar.outbox import FINAL_FRAME_TIMEOUT
 from sidecar.session import Session
 
@@ -30,7 +30,7 @@ ACCEPT_BACKOFF: Final = 0.1  # after a failed accept (EMFILE...): let descriptor
 
 
 class Server:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Serving) -> None:
         self.hub = hub
         self.clients = 0
         self.uid = os.getuid()

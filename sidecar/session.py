@@ -44,7 +44,7 @@ from agentctx._core.protocol import (
     encode_message,
 )
 from agentctx._core.version import __version__
-from sidecar.hub import Hub
+from sidecar.hub import Serving
 from sidecar.outbox import Outbox
 
 __all__ = ["HELLO_TIMEOUT", "MAX_ACKS_PENDING", "SERVER_NAME", "Session"]
@@ -68,7 +68,7 @@ def _refusal(exc: RequestFailed, request: Request | None = None) -> Error:
 
 class Session:
     def __init__(
-        self, stream: SocketStream, hub: Hub, *, max_frame: int, send_timeout: float
+        self, stream: SocketStream, hub: Serving, *, max_frame: int, send_timeout: float
     ) -> None:
         self.stream = stream
         self.hub = hub

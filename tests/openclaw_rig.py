@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from stub_openai import MODEL
+from stub_model import MODEL
 
 CACHE: Final = Path(
     os.environ.get("AGENTCTX_TEST_CACHE") or Path.home() / ".cache" / "agentctx-tests"
@@ -51,6 +52,8 @@ HTTP_TURN_TIMEOUT: Final = 120.0
 POLL_S: Final = 0.1
 AGENT: Final = "main"
 SESSION_KEY: Final = f"agent:{AGENT}:main"  # OpenClaw's main session
+AGENTCTX: Final = Path(sys.executable).parent / "agentctx"  # the console script pip installed
+AGENTCTX_TIMEOUT: Final = 300.0  # `hooks install|status` make two or three openclaw calls of ~5 s
 QUIET_NPM: Final = {"npm_config_fund": "false", "npm_config_audit": "false",
                     "npm_config_update_notifier": "false", "npm_config_loglevel": "error",
                     "npm_config_progress": "false"}  # fmt: skip
@@ -305,6 +308,14 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def agentctx(claw: OpenClaw, *args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
+    """Run the installed `agentctx` as the user would, in OpenClaw's environment."""
+    result = _run([str(AGENTCTX), *args], AGENTCTX_TIMEOUT, env=env or claw.env)
+    assert result.returncode == code, f"agentctx {' '.join(args)}: {result.stdout}{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
 
 
 def turn_text(body: dict[str, Any]) -> str:

@@ -6,6 +6,8 @@ answers just enough of each API for one turn to end with a short text reply.
 - OpenAI Responses (Codex): POST /v1/responses (SSE unless stream is false);
 - Gemini (Gemini CLI): models/M:streamGenerateContent?alt=sse, :generateContent
   (its JSON-mode side calls get an object built from their schema), :countTokens;
+- OpenAI chat completions (OpenClaw): POST /v1/chat/completions (SSE when the body
+  says `"stream": true`, as OpenClaw always does), GET /v1/models;
 - anything else: 200 {} and recorded, so an unknown ping never hangs a CLI.
 
 Stdlib only, served from a thread of the test process. Each request is kept as
@@ -28,6 +30,8 @@ from urllib.parse import urlsplit
 
 REPLY: Final = "OK"
 USAGE_TOKENS: Final = 10
+MODEL: Final = "stub-model"  # the model id OpenClaw is configured with (stub/stub-model)
+CHAT_USAGE: Final = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
 
 
 def fill_from_schema(schema: Any) -> Any:
@@ -100,7 +104,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(url.path, url.query, body if isinstance(body, dict) else {})
 
     def _answer(self, path: str, query: str, body: dict[str, Any]) -> None:
-        if path.endswith("/messages/count_tokens"):
+        if path.endswith("/chat/completions"):
+            self._chat(body)
+        elif self.command == "GET" and path.rstrip("/").endswith("/models"):
+            model = {"id": MODEL, "object": "model", "created": 0, "owned_by": "stub"}
+            self._json({"object": "list", "data": [model]})
+        elif path.endswith("/messages/count_tokens"):
             self._json({"input_tokens": USAGE_TOKENS})
         elif path.endswith("/messages"):
             self._anthropic(body)
@@ -121,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _sse(self, events: list[tuple[str | None, Any]]) -> None:
+    def _sse(self, events: list[tuple[str | None, Any]], done: bool = False) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -130,7 +139,32 @@ class _Handler(BaseHTTPRequestHandler):
         for name, data in events:
             head = f"event: {name}\n" if name else ""
             self.wfile.write(f"{head}data: {json.dumps(data)}\n\n".encode())
+        if done:  # OpenAI's end-of-stream marker
+            self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        head = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "created": int(time.time()),
+            "model": body.get("model", MODEL),
+        }
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": REPLY}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._json(
+                {**head, "object": "chat.completion", "choices": [choice], "usage": CHAT_USAGE}
+            )
+            return
+        chunk = {**head, "object": "chat.completion.chunk"}
+        deltas = [({"role": "assistant", "content": ""}, None), ({"content": REPLY}, None)]
+        events: list[tuple[str | None, Any]] = [
+            (None, {**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": f}]})
+            for d, f in deltas
+        ]
+        last = {"index": 0, "delta": {}, "finish_reason": "stop"}
+        events.append((None, {**chunk, "choices": [last], "usage": CHAT_USAGE}))
+        self._sse(events, done=True)
 
     def _anthropic(self, body: dict[str, Any]) -> None:
         usage = {"input_tokens": USAGE_TOKENS, "output_tokens": 1}
@@ -242,6 +276,19 @@ class StubModel:
         self._server.shutdown()
         self._server.server_close()
 
+    @property
+    def openai_url(self) -> str:
+        """The base URL an OpenAI-style client (OpenClaw) is given."""
+        return f"{self.url}/v1"
+
     def requests(self) -> list[dict[str, Any]]:
         with self._server.lock:
             return list(self._server.requests)
+
+    def chats(self, since: int = 0) -> list[dict[str, Any]]:
+        """The chat-completion request bodies from the *since*-th request on."""
+        return [
+            r["body"]
+            for r in self.requests()[since:]
+            if r["method"] == "POST" and r["path"].endswith("/chat/completions")
+        ]

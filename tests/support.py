@@ -162,19 +162,25 @@ def write_config(path: Path, drives: dict[str, dict[str, Any]], **sidecar: Any) 
 class DaemonProcess:
     """`python -m sidecar run` as a real subprocess, with its own runtime/state dirs."""
 
-    def __init__(self, env: dict[str, str], config: Path | None, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], config: Path | None, log: Path, agent: str | None = None
+    ) -> None:
         self.env = env
         self.config = config
         self.log = log
+        # the agent whose dirs it uses: given on its command line, else the env's
+        self.agent = agent or env.get("AGENTCTX_AGENT")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def runtime(self) -> Path:
-        return Path(self.env["AGENTCTX_RUNTIME_DIR"])
+        base = Path(self.env["AGENTCTX_RUNTIME_DIR"])
+        return base / self.agent if self.agent else base
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.env["AGENTCTX_STATE_DIR"])
+        base = Path(self.env["AGENTCTX_STATE_DIR"])
+        return base / self.agent if self.agent else base
 
     @property
     def socket(self) -> Path:
@@ -189,9 +195,12 @@ class DaemonProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, wait: bool = True, extra_args: list[str] | None = None) -> DaemonProcess:
-        args = [sys.executable, "-m", "sidecar", "run", "--log-level", "debug"]
-        if self.config is not None:
+    def start(
+        self, wait: bool = True, extra_args: list[str] | None = None, command: str = "run"
+    ) -> DaemonProcess:
+        """`run` (or *command*, e.g. `follow URL`) with *extra_args*."""
+        args = [sys.executable, "-m", "sidecar", *command.split(), "--log-level", "debug"]
+        if self.config is not None and command == "run":
             args += ["--config", str(self.config)]
         args += extra_args or []
         with open(self.log, "ab") as log:
@@ -337,3 +346,22 @@ def fill(directory: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+def run_module(
+    module: str,
+    env: dict[str, str],
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` (agentctx or sidecar) as a user runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

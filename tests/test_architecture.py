@@ -25,6 +25,8 @@ HEAVY = (
     "msgspec", "anyio", "watchfiles", "asyncio", "pathlib", "typing", "argparse", "sidecar",
     "json", "re",
 )  # fmt: skip
+# ...nor anything of the web view (agentctx.web and its extra).
+WEB = ("agentctx.web", "starlette", "uvicorn", "prometheus_client", "h11")
 
 
 def modules(package: str) -> list[Path]:
@@ -142,3 +144,5 @@ def test_the_hook_path_stays_light(tmp_path: Path, agent: str) -> None:
     loaded -= set(json.loads(bare.stdout))
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert not heavy, f"the hook path imported {heavy}"
+    web = sorted(m for m in loaded if m.startswith(WEB))
+    assert not web, f"the hook path imported {web}"

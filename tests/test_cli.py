@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import BUCKET
-from support import REPO, DaemonProcess
+from support import REPO, DaemonProcess, run_module
 
 Factory = Callable[..., DaemonProcess]
 
@@ -20,15 +20,7 @@ Factory = Callable[..., DaemonProcess]
 def run(
     env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentctx", *args],
-        env=env,
-        cwd=REPO,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("agentctx", env, *args, stdin=stdin, timeout=timeout)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

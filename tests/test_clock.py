@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import FAST
-from support import REPO, DaemonProcess
+from support import DaemonProcess, run_module
 
 Factory = Callable[..., DaemonProcess]
 
@@ -65,14 +64,7 @@ def clock(env: dict[str, str], dirs: dict[str, Path]) -> Iterator[FakeClock]:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """The `agentctx` CLI, on the same (fake) clock as the daemon."""
-    return subprocess.run(
-        [sys.executable, "-m", "agentctx", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("agentctx", env, *args)
 
 
 def status(env: dict[str, str]) -> dict[str, Any]:
@@ -85,8 +77,8 @@ def status(env: dict[str, str]) -> dict[str, Any]:
 def test_steps_back_and_forth_follow_real_time(make_daemon: Factory, clock: FakeClock) -> None:
     d = make_daemon({"FAST": FAST}, tick_interval=0.2)  # FAST grows 1.0 per real second
     env = d.env
+    start = time.monotonic()  # before the first read: its state can be a tick older
     first = status(env)
-    start = time.monotonic()
     clock.set("-1h")  # NTP steps the clock back an hour
     time.sleep(1.0)
     back = status(env)

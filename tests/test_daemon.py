@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUCKET, FAST
-from support import EMERGENCE_DRIVES, REPO, DaemonProcess, RawClient, write_config
+from support import EMERGENCE_DRIVES, DaemonProcess, RawClient, run_module, write_config
 
 from sidecar.store import encode_durable, load_durable
 
@@ -244,14 +244,7 @@ def test_emergence_drives_json_runs(make_daemon: Factory, dirs: dict[str, Path])
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sidecar", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("sidecar", env, *args)
 
 
 def test_bad_config_gives_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def test_fifo_or_device_never_blocks(
         with pytest.raises(StoreError, match="not a regular file"):
             agentctx.read_snapshot()
     make_daemon({"B": BUCKET}, tick_interval=0.1)  # starts, does not block
-    assert agentctx.read().source == "socket"
+    assert agentctx.read(timeout=5.0).source == "socket"
     if where == "spool":
         assert (dirs["state"] / "spool" / "rejected" / path.name).exists()
 

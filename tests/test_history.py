@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import BUCKET
-from support import REPO, DaemonProcess, RawClient
+from support import REPO, DaemonProcess, RawClient, run_module
 
 from agentctx._core import history
 
@@ -26,14 +26,7 @@ def rid() -> str:
 
 
 def agentctx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentctx", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("agentctx", env, *args)
 
 
 def test_kill9_loop_leaves_each_acked_change_exactly_once(make_daemon: Factory) -> None:

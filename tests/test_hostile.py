@@ -200,7 +200,9 @@ def test_fuzzed_frames_never_hurt_the_daemon(
     during = [t for t in arrivals if t >= started]
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert len(during) > (time.monotonic() - started) / 0.05 * 0.5
-    assert max(gaps) < 1.0
+    # no stall: what a handler blocking the loop would cause (generous: a loaded CI
+    # machine delays a 50 ms tick by a second or two, a stall is the whole run)
+    assert max(gaps) < 5.0
     assert "Traceback" not in d.log_text()
 
 
@@ -282,7 +284,9 @@ def test_reader_that_never_reads_at_100hz(make_daemon: Factory) -> None:
     assert frames[-1]["type"] == "error" and frames[-1]["code"] == "slow_consumer"
     assert rss_after - rss_before < 5.0, (rss_before, rss_after)
     assert len(gaps) > 300  # ~100 states a second kept coming
-    assert sorted(gaps)[int(len(gaps) * 0.99)] < 0.1
+    # the stuck reader never held the others up (that would take client_send_timeout,
+    # 3 s); how close to 10 ms the gaps stay is a speed figure (benchmarks/), not this
+    assert sorted(gaps)[int(len(gaps) * 0.99)] < 1.0
     assert "not reading for 3.0s" in d.log_text()
 
 

@@ -1,7 +1,7 @@
 """The proof, with the real OpenClaw: after `agentctx hooks install openclaw`, its
 agent turns carry the live drive block to the model.
 
-Each test runs a real sidecar, the stub model (tests/stub_openai.py, which records
+Each test runs a real sidecar, the stub model (tests/stub_model.py, which records
 every request), and the real openclaw CLI (pinned, installed from npm into a cache
 outside the repository: tests/openclaw_rig.py) in a private home whose config a
 user already wrote. The plugin goes in only through the installed `agentctx hooks
@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from openclaw_rig import OpenClaw, block_of, install
-from stub_openai import StubOpenAI
+from openclaw_rig import AGENTCTX, OpenClaw, agentctx, block_of, install
+from stub_model import StubModel
 from support import DaemonProcess
 
 from agentctx.render import markdown
 from agentctx.state import DriveState
 
-AGENTCTX = Path(sys.executable).parent / "agentctx"  # the console script pip installed
-CLI_TIMEOUT = 300.0  # install and status make two or three openclaw calls of ~5 s
 DRIVES = {
     # activity-driven: pressure moves only when a test moves it, so the block is exact
     "CARE": {"threshold": 20, "activity_driven": True, "description": "the human"},
@@ -60,29 +56,15 @@ def rig(
     make_daemon: Callable[..., DaemonProcess],
     env: dict[str, str],
     tmp_path: Path,
-) -> Iterator[tuple[OpenClaw, StubOpenAI, DaemonProcess]]:
+) -> Iterator[tuple[OpenClaw, StubModel, DaemonProcess]]:
     """A sidecar, the stub model and OpenClaw in a fresh home with the user's config."""
     assert AGENTCTX.is_file(), f"{AGENTCTX} missing: install the package (pip install .)"
     daemon = make_daemon(DRIVES, **SIDECAR)
     with (
         tempfile.TemporaryDirectory(prefix="agentctx-oc-") as root,
-        StubOpenAI(tmp_path / "requests.jsonl") as stub,
+        StubModel(tmp_path / "requests.jsonl") as stub,
     ):
-        yield OpenClaw(Path(root), stub.url, env), stub, daemon
-
-
-def agentctx(claw: OpenClaw, *args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
-    """Run the installed `agentctx` as the user would, in OpenClaw's environment."""
-    result = subprocess.run(
-        [str(AGENTCTX), *args],
-        env=env or claw.env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
-    assert result.returncode == code, f"agentctx {' '.join(args)}: {result.stdout}{result.stderr}"
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.stdout
+        yield OpenClaw(Path(root), stub.openai_url, env), stub, daemon
 
 
 def expected_block(daemon: DaemonProcess, source: str) -> str:
@@ -99,7 +81,7 @@ def same_block(sent: str | None, expected: str) -> bool:
     return AGE.sub("AGE", sent) == AGE.sub("AGE", expected)
 
 
-def turn(claw: OpenClaw, stub: StubOpenAI, prompt: str, run: Callable[[str], Any]) -> str | None:
+def turn(claw: OpenClaw, stub: StubModel, prompt: str, run: Callable[[str], Any]) -> str | None:
     """Run one turn; the block in front of its prompt in the one model request it made."""
     before = len(stub.requests())
     run(prompt)
@@ -109,7 +91,7 @@ def turn(claw: OpenClaw, stub: StubOpenAI, prompt: str, run: Callable[[str], Any
 
 
 def test_local_turns_read_the_sidecar_and_uninstall_leaves_the_rest(
-    rig: tuple[OpenClaw, StubOpenAI, DaemonProcess],
+    rig: tuple[OpenClaw, StubModel, DaemonProcess],
 ) -> None:
     """`openclaw agent --local` (no plugin service runs): the hook reads the state itself."""
     claw, stub, daemon = rig
@@ -141,7 +123,7 @@ def test_local_turns_read_the_sidecar_and_uninstall_leaves_the_rest(
 
 
 def test_gateway_service_pushes_live_changes(
-    rig: tuple[OpenClaw, StubOpenAI, DaemonProcess], tmp_path: Path
+    rig: tuple[OpenClaw, StubModel, DaemonProcess], tmp_path: Path
 ) -> None:
     """Under `openclaw gateway run` the plugin's service holds a live subscription, and
     it is what answers: with the sidecar's paths gone from the gateway's view, a

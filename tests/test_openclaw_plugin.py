@@ -191,3 +191,59 @@ def test_the_hook_never_fails_a_prompt(
         assert "could not remember" in warning
         again = hook("hook", session="s1")["block"]  # nothing remembered: shown again
         assert AGE.sub("AGE", again) == AGE.sub("AGE", sent)
+
+
+WAKE_PROMPT = "Your CARE drive triggered. Check in with your human."
+# cooldown 0: every crossing fires, so one test can fire the same drive again
+FIRING = {"CARE": {**DRIVES["CARE"], "prompt": WAKE_PROMPT, "cooldown_minutes": 0}}
+
+
+def fire(amount: float = 21.0) -> int:
+    """Take CARE from calm over its threshold (20): the sidecar fires. The seq of it."""
+    agentctx.satisfy("CARE", depth="full")
+    fired = agentctx.bump("CARE", amount).seq
+    assert fired is not None
+    view = agentctx.read().drives["CARE"]
+    assert view["last_fired"] is not None and view["band"] == "triggered", view
+    return fired
+
+
+def test_a_fire_wakes_once_through_event_state_reconnects_and_restarts(
+    make_daemon: Callable[..., DaemonProcess], plugin: Callable[..., Any]
+) -> None:
+    """The service's wake against a real sidecar (OpenClaw's queue is a stand-in here;
+    tests/test_openclaw_wake.py has the real one): the state and the `triggered`
+    event of one fire, a sidecar restart, a gateway restart, each wake once at most."""
+    daemon = make_daemon(FIRING, **QUIET)
+    old = fire()  # before the plugin ever ran
+    with plugin() as service:
+        service("start")
+        service("wait", mode="live")
+        assert service("wakes") == [], "installing the plugin woke the agent for an old fire"
+
+        seq = fire(25.0)
+        service("wait", event="triggered", seq=seq)  # its state came first, then the event
+        (wake,) = service("wakes")
+        assert wake["contextKey"] == "agentctx:CARE"
+        assert wake["text"].endswith(f"(now 25.0/20). {WAKE_PROMPT}"), wake["text"]
+        assert old < seq
+
+        daemon.stop()
+        service("wait", mode="fallback")
+        daemon.start()  # a reconnect: the whole state again, the same last_fired
+        service("wait", mode="live")
+        assert len(service("wakes")) == 1
+        assert service("take") == [wake["text"]]  # the agent's turn took it
+        service("stop")
+
+        seq = fire()  # while the gateway is down
+    with plugin() as restarted:  # a new gateway process, the same OpenClaw state dir
+        restarted("start")
+        restarted("wait", seq=seq)
+        (again,) = restarted("wakes")
+        assert "(now 21.0/20)" in again["text"] and again["text"] != wake["text"]
+        assert restarted("log") == []
+    with plugin({"wake": False}) as off:
+        off("start")
+        off("wait", seq=fire())
+        assert off("wakes") == []

@@ -317,3 +317,76 @@ def test_install_refuses_without_a_user_manager(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "no systemd user manager" in lines[0], result.stderr
     assert not (tmp_path / ".config" / "systemd").exists()
+
+
+def test_named_agents_run_as_instances_of_the_template(manager: UserManager) -> None:
+    """`install --agent NAME`: the template units, instance NAME, files in agentctx/NAME/;
+    a second name works from the template alone; `status --all` lists both."""
+    out = manager.install("--agent", "ada", "--now").stdout
+    assert "agentctx-sidecar@ada" in out
+    units = manager.home / ".config/systemd/user"
+    verify = subprocess.run(
+        ["systemd-analyze", "--user", "verify", "agentctx-sidecar@ada.service"],
+        env=manager.env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        cwd=units,
+    )
+    assert verify.returncode == 0, verify.stderr
+    wait_for(
+        lambda: manager.show("ActiveState", "agentctx-sidecar@ada.service") == "active",
+        20,
+        "instance ada",
+    )
+    manager.systemctl("start", "agentctx-sidecar@bea.socket")  # no install: the template
+    with RawClient(manager.runtime / "agentctx" / "bea" / "sidecar.sock", timeout=20) as c:
+        c.hello()
+        assert c.recv(timeout=15)["type"] == "state"
+    listed = subprocess.run(
+        [sys.executable, "-m", "agentctx", "status", "--all", "--json"],
+        env=manager.env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    agents = {r["agent"]: r["source"] for r in json.loads(listed.stdout)}
+    assert agents == {"ada": "socket", "bea": "socket"}
+    manager.systemctl("stop", "agentctx-sidecar@bea.service", "agentctx-sidecar@bea.socket")
+    removed = manager.sidecar("uninstall", "--agent", "ada")
+    assert removed.returncode == 0, removed.stderr
+    assert not (units / "agentctx-sidecar@.service").exists()
+
+
+def test_a_follower_runs_as_a_unit(manager: UserManager, tmp_path: Path) -> None:
+    """`install --follow URL --agent NAME` under the unit's hardening (TCP allowed by
+    its drop-in): it serves the home's state, from a sidecar on "another host"."""
+    pytest.importorskip("nats", reason="nats-py is not installed")
+    from nats_support import NatsServer, nats_binary
+    from support import DaemonProcess
+
+    server = NatsServer(nats_binary(), tmp_path, "n1").start()
+    other = tmp_path / "other"
+    for d in ("run", "state"):
+        (other / d).mkdir(parents=True, mode=0o700)
+    env = {
+        **os.environ,
+        "AGENTCTX_RUNTIME_DIR": str(other / "run"),
+        "AGENTCTX_STATE_DIR": str(other / "state"),
+    }
+    home = DaemonProcess(env, None, tmp_path / "home.log", agent="ada")
+    try:
+        home.start(extra_args=["--agent", "ada", "--nats", server.url])
+        manager.install("--agent", "ada", "--follow", server.url, "--now")
+        drop_in = manager.home / ".config/systemd/user/agentctx-sidecar@ada.service.d/install.conf"
+        assert f"follow {server.url}" in drop_in.read_text()
+        sock = manager.runtime / "agentctx" / "ada" / "sidecar.sock"
+        with RawClient(sock, timeout=20) as c:
+            c.hello()
+            state = c.recv(timeout=15)
+        assert state["type"] == "state" and state["origin"] and not state.get("stale")
+        assert manager.show("ActiveState", "agentctx-sidecar@ada.service") == "active"
+    finally:
+        home.stop()
+        server.kill()

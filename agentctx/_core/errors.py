@@ -11,8 +11,9 @@
     ├── DaemonUnavailable    no sidecar answering (absent, refused, silent)
     ├── ProtocolError        a peer broke wire protocol v1
     │   └── FrameTooLarge    ... with a length header above the limit
-    └── RequestFailed        a request refused with a wire error code
-        └── UnknownDrive     ... because it names a drive the config lacks
+    ├── RequestFailed        a request refused with a wire error code
+    │   └── UnknownDrive     ... because it names a drive the config lacks
+    └── ServeError           `agentctx web` cannot serve (address, extra missing)
 
 Foreign exceptions (OSError, msgspec, anyio) are translated into these at the
 boundary where they happen, so callers only ever catch ours. Every message is
@@ -38,6 +39,7 @@ __all__ = [
     "E_NOT_DURABLE",
     "E_SLOW_CONSUMER",
     "E_TOO_MANY_CLIENTS",
+    "E_UNAVAILABLE",
     "E_UNKNOWN_DRIVE",
     "E_UNKNOWN_TYPE",
     "E_UNSUPPORTED_PROTO",
@@ -50,6 +52,7 @@ __all__ = [
     "NoUserManager",
     "ProtocolError",
     "RequestFailed",
+    "ServeError",
     "StoreError",
     "UnknownDrive",
     "UnsafePath",
@@ -67,6 +70,9 @@ E_HELLO_TIMEOUT: Final = "hello_timeout"
 E_UNSUPPORTED_PROTO: Final = "unsupported_proto"
 E_UNKNOWN_DRIVE: Final = "unknown_drive"
 E_NOT_DURABLE: Final = "not_durable"  # applied but not saved: retry with the same request_id
+# A follower could not get the request confirmed by the agent's home sidecar (cut off
+# from NATS, or no answer in time): spool it or retry with the same request_id.
+E_UNAVAILABLE: Final = "unavailable"
 E_TOO_MANY_CLIENTS: Final = "too_many_clients"
 E_SLOW_CONSUMER: Final = "slow_consumer"
 E_INTERNAL: Final = "internal"
@@ -137,6 +143,11 @@ class RequestFailed(AgentctxError):
         self.message = message
         self.id = id
         self.request_id = request_id
+
+
+class ServeError(AgentctxError):
+    """`agentctx web` cannot serve: a bad or refused listen address, a port in use, or
+    the `web` extra (Starlette, uvicorn, prometheus-client) not installed."""
 
 
 class UnknownDrive(RequestFailed):

@@ -21,9 +21,17 @@ class Layout:
     state: Path
 
     @classmethod
-    def resolve(cls, runtime: Path | None = None, state: Path | None = None) -> Layout:
-        """Explicit dirs where given, else the environment's (see agentctx._core.paths)."""
-        return cls(runtime or Path(paths.runtime_dir()), state or Path(paths.state_dir()))
+    def resolve(
+        cls, runtime: Path | None = None, state: Path | None = None, agent: str | None = None
+    ) -> Layout:
+        """*agent*'s dirs (see agentctx._core.paths.agent_name): in the explicit base dirs
+        where given, else in the environment's."""
+        name = paths.agent_name(agent)
+        run = runtime or Path(paths.runtime_base())
+        keep = state or Path(paths.state_base())
+        if name:
+            run, keep = run / name, keep / name
+        return cls(run, keep)
 
     @property
     def socket(self) -> Path:

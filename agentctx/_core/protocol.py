@@ -186,6 +186,11 @@ class State(Message, tag="state", omit_defaults=True):
     tick_interval: float
     drives: dict[str, DriveView]
     id: int | None = None
+    # Additive (absent unless set): the host whose sidecar computed this state, when it
+    # is shared over NATS; and `stale`, set by a follower that knows the state is not
+    # current (cut off from NATS, or its home silent). See docs/multi-host.md.
+    origin: str | None = None
+    stale: bool = False
 
 
 class Event(Message, tag="event", omit_defaults=True):

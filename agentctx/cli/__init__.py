@@ -67,6 +67,10 @@ def _read(timeout: float) -> Any:
 def cmd_status(args: argparse.Namespace) -> int:
     from agentctx.render import plain, to_json
 
+    if args.all:
+        from agentctx.cli.status_all import status_all
+
+        return status_all(args.timeout, args.json)
     state = _read(args.timeout)
     print(to_json(state) if args.json else plain(state))
     return EXIT_OK
@@ -170,6 +174,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from agentctx.cli.web import web
+
+    return web(args)
+
+
 def cmd_hooks(args: argparse.Namespace) -> int:
     from agentctx.cli.hooks import run
 
@@ -186,15 +196,33 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "log": cmd_log,
     "hooks": cmd_hooks,
+    "web": cmd_web,
 }
 
 
+def _select_agent(agent: str | None) -> None:
+    """`--agent NAME` is `AGENTCTX_AGENT=NAME` for this process: every path of every
+    command (and of whatever it starts) then names that agent's files."""
+    if agent is not None:
+        from agentctx._core import paths
+
+        os.environ[paths.AGENT_ENV] = paths.check_agent(agent) if agent else ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    from agentctx._core.paths import take_agent_flag
+
+    agent, argv = take_agent_flag(sys.argv[1:] if argv is None else argv)
     if hook_agent(argv) is not None:
-        return run_hook(lambda: cmd_context(fast_context(argv) or parse_quietly(_parser, argv)))
+
+        def answer() -> int:
+            _select_agent(agent)
+            return cmd_context(fast_context(argv) or parse_quietly(_parser, argv))
+
+        return run_hook(answer)
     args = fast_context(argv) or _parser().parse_args(argv)
     try:
+        _select_agent(agent)
         return COMMANDS[args.command](args)
     except DaemonUnavailable as exc:
         print(f"agentctx: {exc} (start it: agentctx-sidecar run)", file=sys.stderr)

@@ -97,13 +97,20 @@ def _spool() -> Check:
     return True, "spool empty", ""
 
 
+def _unit() -> str:
+    """The agent's service: an instance of the template for a named agent."""
+    agent = paths.agent_name()
+    return f"agentctx-sidecar@{agent}.service" if agent else UNIT
+
+
 def _systemd() -> Check:
+    unit = _unit()
     systemctl = shutil.which("systemctl")
     if systemctl is None:
         return None, "systemd: not available here (run the sidecar by hand)", ""
     try:
         out = subprocess.run(
-            [systemctl, "--user", "is-active", UNIT],
+            [systemctl, "--user", "is-active", unit],
             capture_output=True,
             text=True,
             timeout=SYSTEMCTL_TIMEOUT,
@@ -112,12 +119,12 @@ def _systemd() -> Check:
         return None, f"systemd: no user manager reachable ({exc})", ""
     state = out.stdout.strip() or out.stderr.strip()
     if state == "active":
-        return True, f"systemd: {UNIT} active", ""
+        return True, f"systemd: {unit} active", ""
     if "Failed to connect" in state or "No medium" in state:
         return None, "systemd: no user manager reachable (the sidecar runs by hand)", ""
     return (
         False,
-        f"systemd: {UNIT} is {state or 'unknown'}",
+        f"systemd: {unit} is {state or 'unknown'}",
         "agentctx-sidecar install --now (or systemctl --user start agentctx-sidecar)",
     )
 

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+from agentctx._core import paths
 from agentctx._core.errors import AgentctxError
 from agentctx.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, openclaw, settings
 from agentctx.cli import codex_trust as trust
@@ -66,6 +67,8 @@ def _runs_this_python(script: str) -> bool:
 
 def hook_command(agent: str, changes_only: bool) -> str:
     argv = [*agentctx_argv(), "context", "--hook", agent]
+    if named := paths.agent_name():  # `agentctx --agent NAME hooks install`: that agent's
+        argv += ["--agent", named]
     if changes_only:
         argv.append("--changes-only")
     return shlex.join(argv)  # quoted for `sh -c`: paths with spaces work

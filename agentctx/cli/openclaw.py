@@ -40,7 +40,7 @@ SERVICE_ID: Final = "agentctx-drives"
 HOOK: Final = "before_prompt_build"
 ENTRY: Final = f"plugins.entries.{PLUGIN_ID}"
 ALLOW_HOOK: Final = f"{ENTRY}.hooks.allowConversationAccess"  # without it the hook is blocked
-PLUGIN_FILES: Final = ("openclaw.plugin.json", "package.json", "index.js", "check.js")
+PLUGIN_FILES: Final = ("openclaw.plugin.json", "package.json", "index.js", "check.js", "wake.js")
 CLI_TIMEOUT: Final = 120.0  # one call takes ~5 s; this only caps a hang
 CHECK_TIMEOUT: Final = 30.0  # the dry run answers within the plugin's timeoutMs
 # What OpenClaw 2026.9 says when there is nothing to remove.
@@ -150,6 +150,10 @@ def install(changes_only: bool = False) -> None:
         )
     else:
         print("  the drive block goes in front of every turn's prompt")
+    print(
+        "  a fired trigger wakes the agent (under `openclaw gateway`) with the drive's prompt; "
+        f"off: openclaw config set {ENTRY}.config.wake false"
+    )
     print(f"  {RESTART}")
     print("  check it: agentctx hooks status openclaw")
 

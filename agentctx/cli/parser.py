@@ -58,6 +58,14 @@ def build() -> argparse.ArgumentParser:
         description="Live drive state for AI agent sessions (client of agentctx-sidecar).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Read before parsing (agentctx._core.paths.take_agent_flag), before or after the
+    # command; here for --help, and for an --agent with no name (an argparse error).
+    p.add_argument(
+        "--agent",
+        metavar="NAME",
+        help="the agent (its own sidecar and files), before or after the command; "
+        "default $AGENTCTX_AGENT, else the unnamed one",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -65,6 +73,7 @@ def build() -> argparse.ArgumentParser:
 
     s = command("status", "the drives now, as a table (or JSON)")
     s.add_argument("--json", action="store_true", help="JSON with source and age")
+    s.add_argument("--all", action="store_true", help="every agent on this machine, one line each")
     s.add_argument(
         "--timeout", type=float, default=0.5, metavar="S", help="socket wait, seconds (0.5)"
     )
@@ -106,6 +115,10 @@ def build() -> argparse.ArgumentParser:
     lg.add_argument("--follow", "-f", action="store_true", help="then print new events live")
 
     command("doctor", "check the setup and say what to fix")
+
+    from agentctx.cli import web  # stdlib only: the server loads when `web` runs
+
+    web.add_arguments(command("web", web.HELP))
 
     # the hooks command's module loads only when it runs (subprocess, tomllib, ...)
     h = command(

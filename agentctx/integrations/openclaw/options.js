@@ -18,6 +18,10 @@ export const DEFAULT_MAX_CHARS = 2000; // as `agentctx context --max-chars`
 // awaited this long before the snapshot file is read instead.
 export const DEFAULT_TIMEOUT_MS = 250;
 export const MAX_TIMEOUT_MS = 10_000;
+// A fired trigger wakes the agent (wake.js) unless `wake: false`; in this session,
+// or when none is given (null) in OpenClaw's main session, asked of OpenClaw then.
+export const DEFAULT_WAKE = true;
+export const DEFAULT_SESSION_KEY = null;
 
 /** An environment variable, an empty one counting as unset (as in paths.py). */
 function fromEnv(env, name) {
@@ -25,8 +29,21 @@ function fromEnv(env, name) {
   return value ? value : null;
 }
 
-/** `$AGENTCTX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agentctx`, else `/tmp/agentctx-UID`. */
+// A named agent's files are in NAME/ (paths.py). A name that is not one points at a
+// directory no agent can have (no name holds a dot): no state, never another's files.
+const AGENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const NO_AGENT = ".invalid-agent-name";
+
+/** `$AGENTCTX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agentctx`, else `/tmp/agentctx-UID`;
+ * with `$AGENTCTX_AGENT` set, that agent's `NAME/` in it. */
 export function runtimeDir(env = process.env) {
+  const agent = fromEnv(env, "AGENTCTX_AGENT");
+  const base = baseRuntimeDir(env);
+  if (!agent) return base;
+  return path.join(base, AGENT_NAME.test(agent) ? agent : NO_AGENT);
+}
+
+function baseRuntimeDir(env) {
   const explicit = fromEnv(env, "AGENTCTX_RUNTIME_DIR");
   if (explicit) return explicit;
   const xdg = fromEnv(env, "XDG_RUNTIME_DIR");
@@ -57,5 +74,7 @@ export function resolveOptions(config, env = process.env) {
     mode: MODES.includes(given.mode) ? given.mode : DEFAULT_MODE,
     maxChars: integer(given.maxChars, DEFAULT_MAX_CHARS, 0, Number.MAX_SAFE_INTEGER),
     timeoutMs: integer(given.timeoutMs, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS),
+    wake: typeof given.wake === "boolean" ? given.wake : DEFAULT_WAKE,
+    sessionKey: text(given.sessionKey) ?? DEFAULT_SESSION_KEY,
   };
 }
