@@ -1,7 +1,7 @@
 """Run every benchmark in one go and write benchmarks/results/latest.{json,png}.
 
-    python -m benchmarks            # the full run (~12 min)
-    python -m benchmarks --quick    # the same rows, fewer samples (~6 min)
+    python -m benchmarks            # the full run (~9 min)
+    python -m benchmarks --quick    # the same rows, fewer samples (~5 min)
 
 Everything it needs it starts itself (the sidecar, redis-server on a Unix socket in a
 temp dir, subscriber processes) and stops again. Missing tools are installed when
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -85,12 +86,12 @@ def machine() -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    versions = {}
-    for mod in ("redis", "anyio", "msgspec"):
+    versions: dict[str, str | None] = {}
+    for dist in ("redis", "anyio", "msgspec"):
         try:
-            versions[mod] = importlib.import_module(mod).__version__
-        except (ImportError, AttributeError):
-            versions[mod] = None
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
     try:
         importlib.import_module("hiredis")
         versions["redis_parser"] = "hiredis"
@@ -193,7 +194,7 @@ def main() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--quick", action="store_true", help="fewer samples (~6 minutes)")
+    ap.add_argument("--quick", action="store_true", help="fewer samples (~5 minutes)")
     args = ap.parse_args()
     t0 = time.monotonic()
     res = run(args.quick)
