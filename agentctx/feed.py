@@ -36,7 +36,7 @@ RECONNECT_MIN: Final = 0.05
 RECONNECT_MAX: Final = 2.0
 BACKSTOP: Final = 1.0  # re-read the snapshot at least this often while following it
 # Without inotify (not Linux, or no instance left) the snapshot is polled this often:
-# a stat every 50 ms is ~0.1 % of a core and keeps the fallback within tens of ms.
+# twenty stat calls a second cost next to nothing and keep the fallback within tens of ms.
 NO_INOTIFY_POLL: Final = 0.05
 
 _decode = msgspec.json.Decoder().decode

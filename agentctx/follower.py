@@ -315,9 +315,8 @@ class Follower:
         """Wait for a file change, the backstop or the next reconnect; act on it."""
         now = time.monotonic()
         if now >= self._next_connect:
-            if (why := self._connect()) is None:
+            if self._connect() is None:  # still down: why was said when fallback began
                 return
-            del why  # still down: the reason was said when fallback began
             self._delay = min(self._delay * 2, self.reconnect_max)
             self._next_connect = time.monotonic() + self._delay
         timeout = max(0.0, min(self._next_connect, self._next_backstop) - time.monotonic())
