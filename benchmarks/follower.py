@@ -7,13 +7,17 @@ Both are timed end to end from this process, on one nats-server (file store, R1,
 loopback) that this module starts and stops:
 
 - follower: `bump` sent to the home's socket ... the follower's subscriber reads the
-  state that carries it (home: hub, mirror, KV put; follower: ordered consumer,
-  hub, outbox; two more processes and two more socket hops than the floor);
-- raw: `kv.put` of a state-sized value on one connection ... an ordered-consumer
-  watch on another connection (the follower's own kind, 1 s heartbeat) delivers it.
+  state that carries it (home: session, hub, mirror, KV put; follower: ordered
+  consumer, hub, outbox; two more processes and two more socket hops than the floor);
+- raw (the floor): `kv.put` of a state-sized value ... an ordered-consumer watch (the
+  follower's own kind, 1 s heartbeat) in another process delivers it (timed with the
+  shared CLOCK_MONOTONIC); also with the watch on a second connection of the putting
+  process (`raw_kv_watch_same_process`: one process fewer to wake than any real
+  follower, so a lower bound no follower can reach).
 
 The same bump is also timed to a subscriber of the home itself (`home_local`): the
-follower's latency is that local push, plus the KV hop, plus the follower's own push.
+follower's latency is that local push, plus the KV hop, plus the follower's own push
+(`relay_overhead_us` is what remains of the follower's p50 after the first two).
 Target: the follower's p50 within 1.5x the raw KV watch's.
 """
 
@@ -137,40 +141,96 @@ def follower_latency(home: Path, follower: Path, n: int) -> tuple[list[float], l
     return remote, near, size
 
 
-async def raw_latency(url: str, n: int, size: int) -> list[float]:
-    import nats
-    from nats.js.api import DeliverPolicy, StorageType
+RAW_BUCKET = "bench-raw"
+RAW_KEY = "k"
 
-    writer, reader = await nats.connect(url), await nats.connect(url)
+
+async def _raw_watch(url: str, on_msg: Any) -> tuple[Any, Any]:
+    """(connection, subscription): an ordered-consumer watch of RAW_KEY, the follower's
+    own kind (1 s heartbeat), delivering only what is put from now on."""
+    import nats
+    from nats.js.api import DeliverPolicy
+
+    nc = await nats.connect(url)
+    sub = await nc.jetstream().subscribe(
+        f"$KV.{RAW_BUCKET}.{RAW_KEY}",
+        stream=f"KV_{RAW_BUCKET}",
+        cb=on_msg,
+        ordered_consumer=True,
+        idle_heartbeat=1.0,
+        deliver_policy=DeliverPolicy.NEW,
+    )
+    return nc, sub
+
+
+async def raw_latency(url: str, n: int, size: int, separate: bool) -> list[float]:
+    """kv.put -> the watch's callback, n times one at a time. *separate*: the watch
+    runs in a process of its own (as the follower's does: another host), which prints
+    its CLOCK_MONOTONIC (`perf_counter`, shared by all processes) per delivery; else
+    it is a second connection of this process."""
+    import nats
+    from nats.js.api import StorageType
+
+    writer = await nats.connect(url)
+    watcher: asyncio.subprocess.Process | None = None
+    reader = None
     try:
         kv = await writer.jetstream().create_key_value(
-            bucket="bench-raw", history=1, storage=StorageType.FILE, direct=True
+            bucket=RAW_BUCKET, history=1, storage=StorageType.FILE, direct=True
         )
         got: asyncio.Queue[float] = asyncio.Queue()
+        if separate:
+            watcher = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.follower", "--watch", url,
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert watcher.stdout is not None
+            await asyncio.wait_for(watcher.stdout.readline(), START_TIMEOUT)  # "ready"
 
-        async def on_msg(msg: Any) -> None:
-            got.put_nowait(time.perf_counter())
+            async def next_delivery() -> float:
+                assert watcher is not None and watcher.stdout is not None
+                return float(await watcher.stdout.readline())
+        else:
 
-        sub = await reader.jetstream().subscribe(
-            "$KV.bench-raw.k",
-            stream="KV_bench-raw",
-            cb=on_msg,
-            ordered_consumer=True,
-            idle_heartbeat=1.0,
-            deliver_policy=DeliverPolicy.NEW,
-        )
+            async def on_msg(msg: Any) -> None:
+                got.put_nowait(time.perf_counter())
+
+            reader, _ = await _raw_watch(url, on_msg)
+
+            async def next_delivery() -> float:
+                return await got.get()
+
         samples = []
         for i in range(n):
             value = json.dumps({"seq": i, "pad": "x" * size}).encode()[: size + 20]
             t0 = time.perf_counter()
-            await kv.put("k", value)
-            samples.append(await asyncio.wait_for(got.get(), 5) - t0)
+            await kv.put(RAW_KEY, value)
+            samples.append(await asyncio.wait_for(next_delivery(), 5) - t0)
             await asyncio.sleep(max(0.0, 1 / RATE_HZ - (time.perf_counter() - t0)))
-        await sub.unsubscribe()
         return samples
     finally:
+        if watcher is not None and watcher.returncode is None:
+            watcher.terminate()
+            await watcher.wait()
+        if reader is not None:
+            await reader.close()
         await writer.close()
-        await reader.close()
+
+
+async def _watch_main(url: str) -> None:
+    """The separate watcher: one line per delivery, its time first thing."""
+
+    async def on_msg(msg: Any) -> None:
+        t = time.perf_counter()
+        sys.stdout.write(f"{t!r}\n")
+        sys.stdout.flush()
+
+    nc, _ = await _raw_watch(url, on_msg)
+    print("ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await nc.close()
 
 
 def measure(n: int) -> dict[str, Any]:
@@ -188,20 +248,31 @@ def measure(n: int) -> dict[str, Any]:
         home = _host(stack, root, "home", ["run", *config, "--nats", url])
         follower = _host(stack, root, "follower", ["follow", url])
         follower_samples, home_samples, size = follower_latency(home, follower, n)
-        raw_samples = asyncio.run(raw_latency(url, n, size))
+        raw_separate = asyncio.run(raw_latency(url, n, size, separate=True))
+        raw_same = asyncio.run(raw_latency(url, n, size, separate=False))
     out: dict[str, Any] = {
         "n": n,
         "state_bytes": size,
         "follower": summary_us(follower_samples),
         "home_local": summary_us(home_samples),  # the same bump, the home's own subscriber
-        "raw_kv_watch": summary_us(raw_samples),
+        "raw_kv_watch": summary_us(raw_separate),  # the floor: put and watch, two processes
+        "raw_kv_watch_same_process": summary_us(raw_same),
     }
+    out["relay_overhead_us"] = round(
+        out["follower"]["p50_us"] - out["home_local"]["p50_us"] - out["raw_kv_watch"]["p50_us"], 1
+    )
     for p in ("p50_us", "p99_us"):
         out[f"ratio_{p[:3]}"] = round(out["follower"][p] / out["raw_kv_watch"][p], 2)
+        out[f"ratio_same_process_{p[:3]}"] = round(
+            out["follower"][p] / out["raw_kv_watch_same_process"][p], 2
+        )
     return out
 
 
 if __name__ == "__main__":
     # SIGTERM (a `timeout`) unwinds like an exception: the processes started are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 300), indent=2))
+    if sys.argv[1:2] == ["--watch"]:
+        asyncio.run(_watch_main(sys.argv[2]))
+    else:
+        print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 300), indent=2))

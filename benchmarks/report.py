@@ -107,8 +107,11 @@ def table(res: dict[str, Any]) -> str:
             f"follower (NATS), bump at home -> follower's subscriber: p50 "
             f"{fo['follower']['p50_us']:g} / p99 {fo['follower']['p99_us']:g} us; raw KV "
             f"put -> watch {fo['raw_kv_watch']['p50_us']:g} / {fo['raw_kv_watch']['p99_us']:g} "
-            f"us ({fo['ratio_p50']}x / {fo['ratio_p99']}x); home's own subscriber "
-            f"{fo['home_local']['p50_us']:g} / {fo['home_local']['p99_us']:g} us"
+            f"us in another process ({fo['ratio_p50']}x / {fo['ratio_p99']}x), in the "
+            f"putting process {fo['raw_kv_watch_same_process']['p50_us']:g} / "
+            f"{fo['raw_kv_watch_same_process']['p99_us']:g} us; home's own subscriber "
+            f"{fo['home_local']['p50_us']:g} / {fo['home_local']['p99_us']:g} us; "
+            f"relay overhead p50 {fo['relay_overhead_us']:g} us"
         )
     lines.append(
         f"load average: {res['load_avg_at_start']} at start, {res['load_avg_at_end']} at end"
