@@ -24,12 +24,10 @@ from agentctx._core.errors import DaemonUnavailable, FrameTooLarge, ProtocolErro
 from agentctx._core.framing import MAX_FRAME_LIMIT, RECV_SIZE, FrameDecoder, encode_frame
 from agentctx._core.peercred import check_server
 from agentctx._core.protocol import PROTO_VERSION, Hello, encode
-from agentctx.feed import silence_for
+from agentctx.feed import CONNECT_TIMEOUT, silence_for
 
 __all__ = ["CONNECT_TIMEOUT", "HIGH_WATER", "Connection"]
 
-# connect + welcome; with socket activation a connect alone proves nothing
-CONNECT_TIMEOUT: Final = 1.0
 # Bytes read ahead for a reader that is not keeping up: past HIGH_WATER the socket
 # is left unread (the daemon then coalesces states, and in the end drops a reader
 # that never catches up) until the reader takes what was read.

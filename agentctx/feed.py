@@ -8,6 +8,7 @@ no queue, task or thread stands between the socket and the caller.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections import deque
 from pathlib import Path
@@ -15,16 +16,19 @@ from typing import Any, Final
 
 import msgspec
 
+from agentctx._core import paths
 from agentctx._core.errors import ProtocolError, StoreError
 from agentctx._core.snapshot import read_snapshot_file
 from agentctx.state import STALE_MIN_S, STALE_TICKS, DriveEvent, DriveState, Transition
 
 __all__ = [
     "BACKSTOP",
+    "CONNECT_TIMEOUT",
     "NO_INOTIFY_POLL",
     "RECONNECT_MAX",
     "RECONNECT_MIN",
     "Feed",
+    "Following",
     "SnapshotFile",
     "Update",
     "silence_for",
@@ -32,6 +36,8 @@ __all__ = [
 
 Update = DriveState | DriveEvent | Transition
 
+# connect + welcome, per attempt; with socket activation a connect alone proves nothing
+CONNECT_TIMEOUT: Final = 1.0
 RECONNECT_MIN: Final = 0.05
 RECONNECT_MAX: Final = 2.0
 BACKSTOP: Final = 1.0  # re-read the snapshot at least this often while following it
@@ -54,6 +60,40 @@ class _Head(msgspec.Struct):
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
+
+
+class Following(abc.ABC):
+    """What both followers (`Subscription`, `Follower`) are made of: who they are to
+    the daemon, which socket and snapshot they follow, how they retry, and their feed.
+    Each sets up its own parts (socket, buffers, tasks) in `_setup()`."""
+
+    def __init__(
+        self,
+        *,
+        client: str = "agentctx",
+        socket_path: Path | None = None,
+        snapshot_path: Path | None = None,
+        reconnect_min: float = RECONNECT_MIN,
+        reconnect_max: float = RECONNECT_MAX,
+        backstop: float = BACKSTOP,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        agent: str | None = None,
+    ) -> None:
+        self.client = client
+        # the agent is resolved now (default: $AGENTCTX_AGENT), not at each reconnect
+        self.socket_path = socket_path or Path(paths.socket_path(agent))
+        self.snapshot_path = snapshot_path or Path(paths.snapshot_path(agent))
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.backstop = backstop
+        self.connect_timeout = connect_timeout
+        self.mode = "starting"
+        self._feed = Feed()
+        self._file = SnapshotFile(self.snapshot_path)
+        self._setup()
+
+    @abc.abstractmethod
+    def _setup(self) -> None: ...
 
 
 def silence_for(welcome: dict[str, Any]) -> float:

@@ -26,24 +26,18 @@ import socket
 import struct
 import threading
 import time
-from pathlib import Path
 from types import TracebackType
 
 import msgspec
 
-from agentctx._core import inotify, paths
+from agentctx._core import inotify
 from agentctx._core.errors import DaemonUnavailable, ProtocolError, StoreError
 from agentctx._core.framing import MAX_FRAME_LIMIT, RECV_SIZE, FrameDecoder, encode_frame
 from agentctx._core.peercred import check_server
 from agentctx.blocking import hello_payload
-from agentctx.connection import CONNECT_TIMEOUT
 from agentctx.feed import (
-    BACKSTOP,
     NO_INOTIFY_POLL,
-    RECONNECT_MAX,
-    RECONNECT_MIN,
-    Feed,
-    SnapshotFile,
+    Following,
     Update,
     silence_for,
 )
@@ -56,32 +50,10 @@ _decode = msgspec.json.Decoder().decode
 _POLL_IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
-class Follower:
+class Follower(Following):
     """A blocking iterator of updates; see the module docstring."""
 
-    def __init__(
-        self,
-        *,
-        client: str = "agentctx",
-        socket_path: Path | None = None,
-        snapshot_path: Path | None = None,
-        reconnect_min: float = RECONNECT_MIN,
-        reconnect_max: float = RECONNECT_MAX,
-        backstop: float = BACKSTOP,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        agent: str | None = None,
-    ) -> None:
-        self.client = client
-        # the agent is resolved now (default: $AGENTCTX_AGENT), not at each reconnect
-        self.socket_path = socket_path or Path(paths.socket_path(agent))
-        self.snapshot_path = snapshot_path or Path(paths.snapshot_path(agent))
-        self.reconnect_min = reconnect_min
-        self.reconnect_max = reconnect_max
-        self.backstop = backstop
-        self.connect_timeout = connect_timeout
-        self.mode = "starting"
-        self._feed = Feed()
-        self._file = SnapshotFile(self.snapshot_path)
+    def _setup(self) -> None:
         self._decoder = FrameDecoder(MAX_FRAME_LIMIT)
         # One receive buffer, reused: `recv(n)` would allocate n bytes per read.
         self._buffer = memoryview(bytearray(RECV_SIZE))
@@ -96,7 +68,7 @@ class Follower:
         self._watch: inotify.DirWatch | None = None
         self._poll = select.poll()
         self._poll.register(self._wake_r, select.POLLIN)
-        self._delay = reconnect_min
+        self._delay = self.reconnect_min
         self._next_connect = 0.0
         self._next_backstop = 0.0
 

@@ -27,16 +27,15 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
-from agentctx._core import inotify, paths
+from agentctx._core import inotify
 from agentctx._core.errors import DaemonUnavailable, ProtocolError, StoreError
-from agentctx.connection import CONNECT_TIMEOUT, Connection
+from agentctx.connection import Connection
 from agentctx.feed import (
     BACKSTOP,
     NO_INOTIFY_POLL,
     RECONNECT_MAX,
     RECONNECT_MIN,
-    Feed,
-    SnapshotFile,
+    Following,
     Update,
 )
 from agentctx.state import DriveState
@@ -44,30 +43,8 @@ from agentctx.state import DriveState
 __all__ = ["BACKSTOP", "RECONNECT_MAX", "RECONNECT_MIN", "Subscription", "Update", "subscribe"]
 
 
-class Subscription:
-    def __init__(
-        self,
-        *,
-        client: str = "agentctx",
-        socket_path: Path | None = None,
-        snapshot_path: Path | None = None,
-        reconnect_min: float = RECONNECT_MIN,
-        reconnect_max: float = RECONNECT_MAX,
-        backstop: float = BACKSTOP,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        agent: str | None = None,
-    ) -> None:
-        self.client = client
-        # the agent is resolved now (default: $AGENTCTX_AGENT), not at each reconnect
-        self.socket_path = socket_path or Path(paths.socket_path(agent))
-        self.snapshot_path = snapshot_path or Path(paths.snapshot_path(agent))
-        self.reconnect_min = reconnect_min
-        self.reconnect_max = reconnect_max
-        self.backstop = backstop
-        self.connect_timeout = connect_timeout
-        self.mode = "starting"
-        self._feed = Feed()
-        self._file = SnapshotFile(self.snapshot_path)
+class Subscription(Following):
+    def _setup(self) -> None:
         self._tg: TaskGroup | None = None
         self._conn: Connection | None = None
         self._handover: Connection | None = None  # the fallback task's new connection

@@ -3,31 +3,24 @@ daemon and a replaced runtime dir; never an older seq; close() from another thre
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import BUCKET, FAST
+from followers import KillAndFallBack, write_snapshot
 from support import DaemonProcess
 
 import agentctx
-from agentctx._core.files import atomic_write
 from agentctx.follower import Follower
 from agentctx.state import DriveEvent, DriveState, Transition
 
 Factory = Callable[..., DaemonProcess]
 WAIT = 30.0  # seconds any one test may take before it counts as hung
-
-
-def write_snapshot(path: Path, base: dict[str, Any], seq: int) -> None:
-    data = {**base, "seq": seq, "tick_ts": time.time()}
-    atomic_write(path, json.dumps(data).encode(), durable=False)
 
 
 def within(
@@ -45,53 +38,11 @@ def within(
 def test_follow_survives_kill9_follows_the_file_and_never_goes_back(
     make_daemon: Factory,
 ) -> None:
-    d = make_daemon({"F": FAST}, tick_interval=0.05)
-    seqs: list[int] = []
-    sources: list[str] = []
-    modes: list[str] = []
-    file_seqs: list[int] = []
-    phase = "live"
-    last: DriveState | None = None
-    finished = False
+    scenario = KillAndFallBack(make_daemon({"F": FAST}, tick_interval=0.05))
     with agentctx.follow(reconnect_max=0.2, backstop=0.5) as updates:
-        for u in within(updates):
-            if isinstance(u, Transition):
-                modes.append(u.mode)
-                if phase == "down" and u.mode == "fallback":
-                    phase = "fallback"
-                    assert last is not None
-                    # older than what the socket gave: must never be handed out
-                    write_snapshot(d.snapshot, last.data, seqs[-1] - 3)
-                    file_seqs.append(seqs[-1] + 1000)
-                    write_snapshot(d.snapshot, last.data, file_seqs[-1])
-                elif phase == "restarted" and u.mode == "live":
-                    phase = "live2"
-                continue
-            if not isinstance(u, DriveState):
-                continue
-            assert not seqs or u.seq > seqs[-1], "a state went back or repeated"
-            seqs.append(u.seq)
-            last = u
-            sources.append(u.source)
-            if phase == "live" and sources.count("socket") >= 5:
-                d.kill9()
-                phase = "down"
-            elif phase == "fallback" and u.source == "file":
-                if len(file_seqs) < 3:  # another writer updates the file meanwhile
-                    file_seqs.append(u.seq + 1000)
-                    write_snapshot(d.snapshot, u.data, file_seqs[-1])
-                elif u.seq == file_seqs[-1]:
-                    d.start()
-                    phase = "restarted"
-            elif phase == "live2" and u.source == "socket":
-                assert u.seq > file_seqs[-1]
-                if sum(1 for s in sources[-3:] if s == "socket") == 3:
-                    finished = True
-                    break
-    assert finished, (modes, sources)
-    assert modes[:1] == ["live"] and "fallback" in modes and modes[-1] == "live"
-    for fs in file_seqs:  # every write made while down was handed over
-        assert fs in seqs
+        finished = any(scenario.on(u) for u in within(updates))  # stops at the first True
+    assert finished, scenario
+    scenario.check()
 
 
 def test_follow_starts_in_fallback_then_goes_live_with_events(make_daemon: Factory) -> None:

@@ -277,4 +277,3 @@ def test_mutual_tls_end_to_end(hosts: tuple[Host, Host], root: Path) -> None:
         assert count(home.get()) == 1.0
     finally:
         server.kill()
-

@@ -8,11 +8,11 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from conftest import BUCKET, FAST
+from followers import KillAndFallBack
 from support import DaemonProcess
 
 import agentctx
@@ -27,57 +27,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def write_snapshot(d: DaemonProcess, base: dict[str, Any], seq: int) -> None:
-    data = {**base, "seq": seq, "tick_ts": time.time()}
-    atomic_write(d.snapshot, json.dumps(data).encode(), durable=False)
-
-
 @pytest.mark.anyio
 async def test_subscribe_survives_kill9_and_follows_the_file(make_daemon: Factory) -> None:
-    d = make_daemon({"F": FAST}, tick_interval=0.05)
-    seqs: list[int] = []
-    sources: list[str] = []
-    modes: list[str] = []
-    file_seqs: list[int] = []
-    phase = "live"
-    last: DriveState | None = None
+    scenario = KillAndFallBack(make_daemon({"F": FAST}, tick_interval=0.05))
     with anyio.fail_after(40):
         async with agentctx.subscribe(reconnect_max=0.2, backstop=0.5) as updates:
             async for u in updates:
-                if isinstance(u, Transition):
-                    modes.append(u.mode)
-                    if phase == "down" and u.mode == "fallback":
-                        phase = "fallback"
-                        # the file holds nothing newer than the socket gave: write newer
-                        file_seqs.append(seqs[-1] + 1000)
-                        assert last is not None
-                        write_snapshot(d, last.data, file_seqs[-1])
-                    elif phase == "restarted" and u.mode == "live":
-                        phase = "live2"
-                    continue
-                if not isinstance(u, DriveState):
-                    continue
-                assert not seqs or u.seq > seqs[-1], "a state went back or repeated"
-                seqs.append(u.seq)
-                last = u
-                sources.append(u.source)
-                if phase == "live" and sources.count("socket") >= 5:
-                    d.kill9()
-                    phase = "down"
-                elif phase == "fallback" and u.source == "file":
-                    if len(file_seqs) < 3:  # another writer updates the file meanwhile
-                        file_seqs.append(u.seq + 1000)
-                        write_snapshot(d, u.data, file_seqs[-1])
-                    elif u.seq == file_seqs[-1]:
-                        d.start()
-                        phase = "restarted"
-                elif phase == "live2" and u.source == "socket":
-                    assert u.seq > file_seqs[-1]
-                    if sum(1 for s in sources[-3:] if s == "socket") == 3:
-                        break
-    assert modes[:1] == ["live"] and "fallback" in modes and modes[-1] == "live"
-    for fs in file_seqs:  # every write made while down was handed over
-        assert fs in seqs
+                if scenario.on(u):
+                    break
+    scenario.check()
 
 
 @pytest.mark.anyio
