@@ -14,7 +14,7 @@ and a 900 s tick (or a two-hour downtime caught up on start) give the same press
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Annotated, Any, Final
@@ -26,7 +26,7 @@ from agentctx._core.errors import E_BAD_REQUEST, RequestFailed, UnknownDrive
 from agentctx._core.protocol import DEPTHS, Band, Depth, Event, EventKind, Status, drive_key
 from sidecar.quiet import effective_hours, is_quiet
 
-__all__ = ["STEP_TOLERANCE_S", "DriveRuntime", "Engine", "band_for"]
+__all__ = ["STEP_TOLERANCE_S", "DriveRuntime", "Engine", "Reading", "band_for"]
 
 # Wall-clock time and real elapsed time may disagree by this much before the wall
 # clock counts as stepped (both are read at the same moment, so jitter is tiny).
@@ -50,6 +50,10 @@ class DriveRuntime(msgspec.Struct, kw_only=True):
     last_event: Instant | None = None  # the last satisfy/bump/reset, whatever it was
     last_fired: Instant | None = None  # the last fired trigger (cooldown counts from it)
     held_since: Instant | None = None  # a trigger waiting for quiet hours to end
+
+
+# (name, spec, runtime, ratio, band, max pressure, status): see Engine.readings
+Reading = tuple[str, DriveConfig, DriveRuntime, float, Band, float, Status]
 
 
 def band_for(ratio: float, bands: Mapping[str, float]) -> Band:
@@ -169,7 +173,16 @@ class Engine:
 
     def status(self, name: str, now: float) -> Status:
         """emergence's status: triggered, else satisfied (for a while), else building."""
-        drive = self._drive(name)
+        return self._status(self._drive(name), now)
+
+    def readings(self, now: float) -> Iterator[Reading]:
+        """Every drive as it stands, in one pass: what a published state is built from
+        (a dozen look-ups per drive otherwise, on the path of every push)."""
+        for name, drive in self._drives.items():
+            status = self._status(drive, now)
+            yield name, drive.spec, drive.rt, drive.ratio, drive.band, drive.cap, status
+
+    def _status(self, drive: _Drive, now: float) -> Status:
         if _band_index(drive.band) >= _TRIGGERED_INDEX:
             return "triggered"
         hold = self.config.sidecar.satisfied_hold_s

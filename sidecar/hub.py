@@ -165,25 +165,25 @@ class Hub:
         """The full current state (as last ticked), tagged with *id* for a `get`."""
         eng = self.engine
         now = eng.last_tick
-        drives = {}
-        for name in eng.names:
-            spec = eng.spec(name)
-            drives[name] = DriveView(
-                pressure=eng.pressure(name),
+        drives = {
+            name: DriveView(
+                pressure=rt.pressure,
                 threshold=spec.threshold,
-                status=eng.status(name, now),
+                status=status,
                 description=spec.description,
-                last_triggered=iso(eng.last_triggered(name)),
-                ratio=eng.ratio(name),
-                band=eng.band(name),
+                last_triggered=iso(rt.last_triggered),
+                ratio=ratio,
+                band=band,
                 rate_per_hour=0.0 if spec.activity_driven else spec.rate_per_hour,
-                max_pressure=eng.max_pressure(name),
+                max_pressure=cap,
                 activity_driven=spec.activity_driven,
-                last_satisfied=iso(eng.last_satisfied(name)),
-                last_event=iso(eng.last_event(name)),
+                last_satisfied=iso(rt.last_satisfied),
+                last_event=iso(rt.last_event),
                 prompt=spec.prompt,
-                last_fired=iso(eng.last_fired(name)),
+                last_fired=iso(rt.last_fired),
             )
+            for name, spec, rt, ratio, band, cap, status in eng.readings(now)
+        }
         return State(
             version=SNAPSHOT_VERSION,
             last_tick=iso(now) or "",
