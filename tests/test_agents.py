@@ -123,3 +123,16 @@ def test_hooks_of_a_named_agent_read_its_sidecar(
         assert "REST" in context and "4.0" in context, context
     finally:
         d.stop()
+
+
+def test_hints_name_the_agent(env: dict[str, str]) -> None:
+    """With no sidecar for `ada`, every "start it" hint starts ada's, not the unnamed one."""
+    status = cli(env, "--agent", "ada", "status")
+    assert status.returncode == 3  # no state at all
+    assert "(start it: agentctx-sidecar --agent ada run)" in status.stderr, status.stderr
+    hook = cli(env, "context", "--hook", "claude", "--agent", "ada")
+    assert hook.returncode == 0 and "agentctx-sidecar --agent ada run" in hook.stderr
+    doctor = cli(env, "--agent", "ada", "doctor")
+    assert "start it: agentctx-sidecar --agent ada run" in doctor.stdout + doctor.stderr
+    assert "agentctx-sidecar@ada.service" in doctor.stdout + doctor.stderr
+    assert "start it: agentctx-sidecar run" in cli(env, "status").stderr  # the unnamed one

@@ -87,6 +87,12 @@ def test_missing_optional_file_means_defaults(tmp_path: Path) -> None:
         ("[drives]\n", "drives: expected at least one drive"),
         ("[sidecar]\n", "drives: expected a table of drives"),
         ("[drives.A\nthreshold = 1", "invalid TOML"),
+        (
+            "[sidcar]\ntick_interval = 5\n[drives.A]\nthreshold = 1",
+            "sidcar: unknown section (expected drives, sidecar, actions; check the spelling)",
+        ),
+        ("[drives.A]\nthreshold = 1\n[drive.B]\nthreshold = 1", "drive: unknown section"),
+        ("foo = 1\n[drives.A]\nthreshold = 1", "foo: unknown section"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUCKET
-from support import DaemonProcess, RawClient, write_config
+from support import REPO, DaemonProcess, RawClient, run_module, write_config
 
 import agentctx
 from agentctx._core.config import parse_config
@@ -269,6 +270,54 @@ def test_every_damaged_snapshot_is_survived(make_daemon: Factory, dirs: dict[str
         # a client gets a state or a one-line error, nothing else
         with contextlib.suppress(agentctx.StoreError, agentctx.DaemonUnavailable):
             agentctx.read()
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("drives", "B", "pressure"), "x"),
+        (("drives", "B", "pressure"), None),
+        (("drives", "B", "ratio"), "x"),
+        (("drives", "B", "last_satisfied"), 5),
+        (("drives", "B"), "oops"),
+        (("seq",), "x"),
+        (("tick_ts",), None),
+    ],
+)
+def test_a_snapshot_with_a_wrong_type_is_one_line_everywhere(
+    make_daemon: Factory, env: dict[str, str], path: tuple[str, ...], value: object
+) -> None:
+    """A hand-edited snapshot (the daemon down) never gives a client a traceback."""
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    data = json.loads(d.snapshot.read_bytes())
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    d.snapshot.write_text(json.dumps(data))
+    where = ".".join(path)
+    for args in (["status"], ["status", "--all"], ["context"], ["status", "--json"]):
+        r = run_module("agentctx", env, *args)
+        assert "Traceback" not in r.stderr, (args, r.stderr)
+        if args != ["status", "--all"]:  # --all lists the agent with its problem
+            assert r.returncode == 1, (args, r)
+            assert r.stderr.count("\n") == 1 and f"{where}: expected" in r.stderr, r.stderr
+    hook = run_module("agentctx", env, "context", "--hook", "claude", stdin="{}")
+    assert hook.returncode == 0 and "Traceback" not in hook.stderr, hook
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "agentctx", "watch"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)  # following the file, finding it bad: it says so and waits
+    watch.terminate()
+    out, err = watch.communicate(timeout=10)
+    assert "Traceback" not in err + out, err
+    assert f"{where}: expected" in err + out, (out, err)
 
 
 def test_two_daemons_racing_exactly_one_wins(

@@ -170,6 +170,9 @@ _DEFAULT_DRIVES: Final[dict[str, dict[str, Any]]] = {
 }
 
 
+SECTIONS: Final = ("drives", "sidecar", "actions")  # a TOML config's top-level tables
+
+
 def default_config() -> Config:
     """The built-in drives, used when there is no config file at all."""
     return _build({"drives": _DEFAULT_DRIVES}, DEFAULT_SOURCE)
@@ -190,6 +193,13 @@ def _convert(value: Any, typ: type[Any], source: str, key: str) -> Any:
 def _build(raw: Any, source: str, strict: bool = True) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a table/object at the top level")
+    if strict:  # a misspelt section ([sidcar], [drive.X]) would silently be left out
+        for key in raw:
+            if key not in SECTIONS:
+                raise ConfigError(
+                    f"{source}: {key}: unknown section (expected {', '.join(SECTIONS)}; "
+                    "check the spelling)"
+                )
     drives_raw = raw.get("drives")
     if not isinstance(drives_raw, dict):
         raise ConfigError(f"{source}: drives: expected a table of drives, e.g. [drives.CARE]")

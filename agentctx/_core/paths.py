@@ -46,10 +46,12 @@ __all__ = [
     "snapshot_path",
     "socket_path",
     "spool_dir",
+    "start_hint",
     "state_base",
     "state_dir",
     "take_agent_flag",
     "unit_dir",
+    "unit_name",
 ]
 
 APP = "agentctx"
@@ -89,6 +91,18 @@ def agent_name(agent: str | None = None) -> str | None:
     None for the unnamed agent. UsageError for an invalid name."""
     name = _env(AGENT_ENV) if agent is None else agent
     return check_agent(name) if name else None
+
+
+def start_hint(agent: str | None = None) -> str:
+    """How a user starts the agent's sidecar by hand (for "start it: ..." hints)."""
+    name = agent_name(agent)
+    return f"agentctx-sidecar --agent {name} run" if name else "agentctx-sidecar run"
+
+
+def unit_name(agent: str | None = None) -> str:
+    """The agent's systemd service: an instance of the template for a named agent."""
+    name = agent_name(agent)
+    return f"agentctx-sidecar@{name}.service" if name else "agentctx-sidecar.service"
 
 
 def take_agent_flag(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -36,5 +36,75 @@ def parse_snapshot(data: bytes, source: str) -> dict[str, Any]:
         raise StoreError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("drives"), dict):
         raise StoreError(f"{source}: not a drive state (no 'drives' object)")
+    problem = _check(obj, _STATE_FIELDS, "")
+    for name, drive in obj["drives"].items():
+        if problem:
+            break
+        if not isinstance(drive, dict):
+            problem = f"drives.{name}: expected an object, got {drive!r:.40}"
+        else:
+            problem = _check(drive, _DRIVE_FIELDS, f"drives.{name}.")
+    if problem:
+        raise StoreError(f"{source}: not a drive state ({problem})")
     checked: dict[str, Any] = obj
     return checked
+
+
+# The fields a reader relies on, and the JSON types each may have: a file written by
+# anything but the daemon (a hand edit, another tool) is refused in one line here
+# rather than failing wherever a view first uses the value. Absent is fine: older
+# and emergence-written files lack some.
+_NUMBER = (int, float)
+_TEXT = (str,)
+_OPTIONAL_TEXT = (str, type(None))
+_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "seq": (int,),
+    "tick_ts": _NUMBER,
+    "tick_interval": _NUMBER,
+    "last_tick": _TEXT,
+    "boot_id": _TEXT,
+    "stale": (bool,),
+    "origin": _OPTIONAL_TEXT,
+}
+_DRIVE_FIELDS: dict[str, tuple[type, ...]] = {
+    "pressure": _NUMBER,
+    "threshold": _NUMBER,
+    "ratio": _NUMBER,
+    "max_pressure": _NUMBER,
+    "rate_per_hour": _NUMBER,
+    "status": _TEXT,
+    "band": _TEXT,
+    "description": _TEXT,
+    "prompt": _TEXT,
+    "activity_driven": (bool,),
+    "last_triggered": _OPTIONAL_TEXT,
+    "last_satisfied": _OPTIONAL_TEXT,
+    "last_event": _OPTIONAL_TEXT,
+    "last_fired": _OPTIONAL_TEXT,
+}
+_REQUIRED_DRIVE_FIELDS = ("pressure", "threshold")
+
+
+def _check(obj: dict[str, Any], fields: dict[str, tuple[type, ...]], prefix: str) -> str:
+    """The first field of *obj* whose value is not of its types, described; else ""."""
+    if prefix:
+        for key in _REQUIRED_DRIVE_FIELDS:
+            if key not in obj:
+                return f"{prefix}{key}: missing"
+    for key, types in fields.items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        # bool is an int to isinstance: true/false where a number belongs is refused too
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"{prefix}{key}: expected {_KINDS[types]}, got {value!r:.40}"
+    return ""
+
+
+_KINDS = {
+    _NUMBER: "a number",
+    _TEXT: "a string",
+    _OPTIONAL_TEXT: "a string or null",
+    (int,): "an integer",
+    (bool,): "true or false",
+}

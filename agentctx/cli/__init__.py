@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         _select_agent(agent)
         return COMMANDS[args.command](args)
     except DaemonUnavailable as exc:
-        print(f"agentctx: {exc} (start it: agentctx-sidecar run)", file=sys.stderr)
+        from agentctx._core.paths import start_hint
+
+        print(f"agentctx: {exc} (start it: {start_hint()})", file=sys.stderr)
         return EXIT_NO_STATE
     except UsageError as exc:
         print(f"agentctx: {exc}", file=sys.stderr)

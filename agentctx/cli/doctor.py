@@ -16,9 +16,8 @@ from agentctx._core.files import ensure_private_dir
 from agentctx._core.spool import REJECTED_DIR, spool_files
 from agentctx.oneshot import read_snapshot, read_socket
 
-__all__ = ["UNIT", "doctor"]
+__all__ = ["doctor"]
 
-UNIT: Final = "agentctx-sidecar.service"
 SYSTEMCTL_TIMEOUT: Final = 5.0
 
 # ok (True, False, or None: neither, just so you know), what we saw, what to do about it
@@ -39,11 +38,12 @@ def _private(what: str, d: str, missing_fix: str) -> Check:
 
 
 def _runtime_dir() -> Check:
-    return _private("runtime dir", paths.runtime_dir(), "start the sidecar (agentctx-sidecar run)")
+    fix = f"start the sidecar ({paths.start_hint()})"
+    return _private("runtime dir", paths.runtime_dir(), fix)
 
 
 def _state_dir() -> Check:
-    fix = "start the sidecar once (agentctx-sidecar run): it creates it"
+    fix = f"start the sidecar once ({paths.start_hint()}): it creates it"
     return _private("state dir", paths.state_dir(), fix)
 
 
@@ -54,7 +54,7 @@ def _socket() -> Check:
         return (
             False,
             f"no sidecar answering on {paths.socket_path()}: {exc}",
-            "start it: agentctx-sidecar run (or systemctl --user start agentctx-sidecar)",
+            f"start it: {paths.start_hint()} (or systemctl --user start {_unit()})",
         )
     return True, f"sidecar answering (seq {state.seq}, {len(state.drives)} drives)", ""
 
@@ -97,10 +97,17 @@ def _spool() -> Check:
     return True, "spool empty", ""
 
 
-def _unit() -> str:
-    """The agent's service: an instance of the template for a named agent."""
+def _install_hint() -> str:
     agent = paths.agent_name()
-    return f"agentctx-sidecar@{agent}.service" if agent else UNIT
+    return (
+        f"agentctx-sidecar install --agent {agent} --now"
+        if agent
+        else "agentctx-sidecar install --now"
+    )
+
+
+def _unit() -> str:
+    return paths.unit_name()
 
 
 def _systemd() -> Check:
@@ -125,7 +132,7 @@ def _systemd() -> Check:
     return (
         False,
         f"systemd: {unit} is {state or 'unknown'}",
-        "agentctx-sidecar install --now (or systemctl --user start agentctx-sidecar)",
+        f"{_install_hint()} (or systemctl --user start {unit})",
     )
 
 

@@ -23,7 +23,7 @@ import select
 import sys
 import time
 
-from agentctx._core import fastjson
+from agentctx._core import fastjson, paths
 from agentctx._core.errors import AgentctxError, DaemonUnavailable, ProtocolError
 
 # typing is not imported at run time: this module is on the hook's start-up path
@@ -74,7 +74,7 @@ def run_hook(answer: Callable[[], int]) -> int:
     try:
         return answer()
     except DaemonUnavailable as exc:
-        why = f"{exc} (start it: agentctx-sidecar run)"
+        why = f"{exc} (start it: {paths.start_hint()})"
     except AgentctxError as exc:
         why = str(exc)
     except KeyboardInterrupt:
