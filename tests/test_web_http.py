@@ -372,6 +372,32 @@ def test_the_token_file_is_private_and_goes_with_the_server(own: tuple[Any, WebP
     assert not path.exists()
 
 
+def test_two_web_views_share_the_token_file_until_the_last_stops(
+    own: tuple[Any, WebProcess], env: dict[str, str], dirs: dict[str, Path]
+) -> None:
+    _daemon, first = own
+    path = Path(env["AGENTCTX_RUNTIME_DIR"]) / TOKEN_FILE
+    second = WebProcess(env, dirs["root"] / "web2.log").start()
+    try:
+        assert second.token == first.token and second.port != first.port
+        assert path.read_text().strip() == first.token
+        assert second.stop() == 0
+        # the first still runs: its token stays in the file, and still opens it
+        assert path.read_text().strip() == first.token
+        with first.client() as c:
+            assert c.get("/state").status_code == 200
+    finally:
+        second.kill()
+    assert first.stop() == 0
+    assert not path.exists()  # the last one out removes it
+    third = WebProcess(env, dirs["root"] / "web3.log").start()
+    try:
+        assert third.token != first.token  # alone again: a fresh token
+        assert path.read_text().strip() == third.token
+    finally:
+        third.stop()
+
+
 # --- sidecar down, server stop, command line ---------------------------------------------------
 
 

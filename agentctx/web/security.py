@@ -17,12 +17,15 @@ Loopback is the default; any other address needs --allow-remote (address.py).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
@@ -42,14 +45,14 @@ __all__ = [
     "Guard",
     "HostCheck",
     "new_token",
-    "remove_token",
-    "write_token",
+    "shared_token",
 ]
 
 log = logging.getLogger(__name__)
 
 TOKEN_BYTES: Final = 32  # 256 random bits: never guessed, whatever the request rate
 TOKEN_FILE: Final = "web.token"  # in the runtime dir, 0600, for scripts and a lost URL
+TOKEN_LOCK: Final = "web.lock"  # held shared by every running web view (shared_token)
 TOKEN_HEADER: Final = "x-agentctx-token"
 TOKEN_QUERY: Final = "token"
 BEARER: Final = "bearer "
@@ -109,22 +112,53 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def write_token(directory: Path, token: str) -> Path:
-    """Keep the token in *directory* (the runtime dir, private), mode 0600."""
+@contextlib.contextmanager
+def shared_token(directory: Path) -> Iterator[tuple[str, Path]]:
+    """(token, its file) for one `agentctx web` while it runs. Every web view of this
+    runtime dir shares one token, kept in TOKEN_FILE (0600): the first to start makes
+    it, the last to stop removes it, so the file always opens every running view. Each
+    holds a shared flock on TOKEN_LOCK while it runs; whoever can take it exclusively
+    is alone."""
     ensure_private_dir(directory)
     path = directory / TOKEN_FILE
-    atomic_write(path, f"{token}\n".encode(), durable=False, mode=0o600)
-    return path
+    fd = os.open(
+        directory / TOKEN_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+    )
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # others run: theirs, once the first has written it
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                token = _read_token(path)
+                if token:
+                    break
+                fcntl.flock(fd, fcntl.LOCK_UN)  # the last one was leaving: again
+                continue
+            token = new_token()  # alone: a file left by a crash is replaced
+            atomic_write(path, f"{token}\n".encode(), durable=False, mode=0o600)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            break
+        yield token, path
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # others still run with it
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove %s: %s", path, exc)
+    finally:
+        os.close(fd)  # releases the lock
 
 
-def remove_token(path: Path, token: str) -> None:
-    """Remove the token file, unless a later `agentctx web` has put its own there."""
+def _read_token(path: Path) -> str:
     try:
         data = read_file(path)
-        if data is not None and data.decode(errors="replace").strip() == token:
-            path.unlink()
-    except (OSError, StoreError) as exc:
-        log.warning("could not remove %s: %s", path, exc)
+    except StoreError:
+        return ""
+    token = "" if data is None else data.decode(errors="replace").strip()
+    return token if len(token) >= TOKEN_BYTES else ""
 
 
 def _error(status: int, code: str, message: str) -> Response:

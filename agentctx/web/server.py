@@ -25,7 +25,7 @@ from agentctx._core.layout import Layout
 from agentctx.web.address import ListenAddress
 from agentctx.web.app import make_app
 from agentctx.web.bridge import Bridge
-from agentctx.web.security import COOKIE_PREFIX, HostCheck, new_token, remove_token, write_token
+from agentctx.web.security import COOKIE_PREFIX, HostCheck, shared_token
 
 __all__ = ["BACKLOG", "MAX_CONNECTIONS", "WebServer", "bind"]
 
@@ -88,13 +88,8 @@ class WebServer:
     @contextlib.contextmanager
     def open(cls, address: ListenAddress, layout: Layout | None = None) -> Iterator[WebServer]:
         layout = layout or Layout.resolve()
-        token = new_token()
-        with bind(address) as sock:
-            token_file = write_token(layout.runtime, token)
-            try:
-                yield cls(sock, address, layout, token)
-            finally:
-                remove_token(token_file, token)
+        with bind(address) as sock, shared_token(layout.runtime) as (token, _file):
+            yield cls(sock, address, layout, token)
 
     @property
     def url(self) -> str:
