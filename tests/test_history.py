@@ -152,8 +152,15 @@ def test_agentctx_log(make_daemon: Factory, env: dict[str, str]) -> None:
     assert [r["kind"] for r in rows] == ["bumped", "satisfied", "reset"]
     bad = agentctx(env, "log", "--since", "yesterday")
     assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr
+    typo = agentctx(env, "log", "NOPE")
+    assert typo.returncode == 2 and "no drive 'NOPE'" in typo.stderr and "B, C" in typo.stderr
+    negative = agentctx(env, "log", "--limit", "-1")
+    assert negative.returncode == 2 and "--limit" in negative.stderr
+    for budget in ("-1", "0"):
+        refused = agentctx(env, "context", "--max-chars", budget)
+        assert refused.returncode == 2 and "--max-chars" in refused.stderr
     follow = subprocess.Popen(
-        [sys.executable, "-m", "agentctx", "log", "--follow", "--limit", "0"],
+        [sys.executable, "-m", "agentctx", "log", "--follow", "--limit", "0", "--json"],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -163,8 +170,10 @@ def test_agentctx_log(make_daemon: Factory, env: dict[str, str]) -> None:
         time.sleep(1.5)
         assert agentctx(env, "bump", "C", "--amount", "2").returncode == 0
         assert follow.stdout is not None
-        line = follow.stdout.readline()
-        assert "C" in line and "bumped +2" in line
+        live = json.loads(follow.stdout.readline())
+        # a live line is shaped as a line of the history (`log --json`) is
+        assert live.keys() == rows[0].keys() - {"reason"} and live["type"] == "event"
+        assert (live["drive"], live["kind"], live["amount"]) == ("C", "bumped", 2.0)
     finally:
         follow.kill()
         follow.wait()

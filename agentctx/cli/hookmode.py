@@ -44,6 +44,7 @@ __all__ = [
     "hook_output",
     "parse_hook_input",
     "parse_quietly",
+    "positive_int",
     "read_hook_input",
     "run_hook",
 ]
@@ -222,6 +223,14 @@ def _short(value: object) -> str:
 # subcommand (help, errors) and drives _fast_context(), which parses the usual
 # hook command line without argparse: building the parser costs ~10 ms
 # (argparse, gettext, locale, shutil) of a hook whose whole budget is ~35 ms.
+def positive_int(text: str) -> int:
+    """A count of at least 1 (argparse names this type in its error message)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 CONTEXT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "--hook": {
         "choices": ["plain", *AGENT_EVENTS],
@@ -235,7 +244,7 @@ CONTEXT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
         "bumped or reset since this session's last injection",
     },
     "--max-chars": {
-        "type": int,
+        "type": positive_int,
         "default": 2000,
         "metavar": "N",
         "help": "character budget of the block (default 2000)",

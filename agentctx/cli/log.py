@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from agentctx._core import paths
-from agentctx._core.errors import UsageError
+from agentctx._core.errors import AgentctxError, UsageError
 from agentctx._core.history import read_history
 from agentctx._core.protocol import drive_key
+from agentctx.oneshot import read
 
 __all__ = ["DEFAULT_LIMIT", "describe", "log", "parse_since"]
 
@@ -111,6 +112,8 @@ def log(
         kept.append(e)
         if len(kept) > limit:  # the newest `limit`, without holding the whole history
             kept.pop(0)
+    if name is not None and not kept:
+        _check_drive(name)
     for e in kept:
         stream.write(_line(e, as_json) + "\n")
     stream.flush()
@@ -118,6 +121,17 @@ def log(
         last = max(((int(e["seq"]), int(e.get("n", 0))) for e in kept), default=(-1, -1))
         _follow(name, last, as_json, stream)
     return 0
+
+
+def _check_drive(name: str) -> None:
+    """Nothing recorded for *name*: a typo, unless the agent has (or had) that drive."""
+    try:
+        drives = read(client="agentctx-log").drives
+    except AgentctxError:
+        return  # no state to tell: an empty answer is all there is
+    if name not in drives:
+        known = ", ".join(drives) or "none"
+        raise UsageError(f"no drive {name!r} in the history or the current state (drives: {known})")
 
 
 def _follow(drive: str | None, last: tuple[int, int], as_json: bool, out: TextIO) -> None:
@@ -135,7 +149,7 @@ def _follow(drive: str | None, last: tuple[int, int], as_json: bool, out: TextIO
                 if (int(e["seq"]), int(e.get("n", 0))) <= last:
                     continue  # already printed from the history
                 if drive is None or e.get("drive") == drive:
-                    out.write(_line({k: v for k, v in e.items() if k != "type"}, as_json) + "\n")
+                    out.write(_line(e, as_json) + "\n")  # as the history has it
                     out.flush()
 
     anyio.run(run)

@@ -27,6 +27,14 @@ nothing and one line on stderr.
 """
 
 
+def non_negative_int(text: str) -> int:
+    """A count that may be 0 (argparse names this type in its error message)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def build() -> argparse.ArgumentParser:
     """The whole command line, for anything but the usual hook call."""
 
@@ -110,7 +118,13 @@ def build() -> argparse.ArgumentParser:
     lg = command("log", "the history of satisfactions, bumps, triggers, actions...")
     lg.add_argument("drive", nargs="?", help="only this drive")
     lg.add_argument("--since", metavar="WHEN", help="2h, 30m, 1d ago, or a local ISO time")
-    lg.add_argument("--limit", type=int, default=20, metavar="N", help="the newest N entries (20)")
+    lg.add_argument(
+        "--limit",
+        type=non_negative_int,
+        default=20,
+        metavar="N",
+        help="the newest N entries (20; 0 with --follow: only new ones)",
+    )
     lg.add_argument("--json", action="store_true", help="one JSON object per line")
     lg.add_argument("--follow", "-f", action="store_true", help="then print new events live")
 
