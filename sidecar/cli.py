@@ -145,7 +145,9 @@ def _nats(args: argparse.Namespace, urls: str | None) -> NatsSettings | None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs NATS server URLs")
         return None
     if args.command != "install" and importlib.util.find_spec("nats") is None:
-        raise UsageError("NATS needs nats-py: pip install 'agentctx[nats]'")
+        raise UsageError(
+            "NATS needs nats-py: install the nats extra (from the checkout: pip install '.[nats]')"
+        )
     return NatsSettings.parse(
         urls,
         creds=args.nats_creds,

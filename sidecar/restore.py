@@ -76,6 +76,11 @@ def _from_durable(config: Config, durable: Durable, now: float, kernel_boot: str
     else:
         start, steps = min(durable.last_tick, now), StepWatch()  # back in time: re-anchor
     engine = Engine.create(config, start, durable.drives, retired=durable.retired)
+    if removed := sorted(set(durable.drives) - set(config.drives)):
+        log.warning(
+            "drive(s) %s not in the config; their pressure is kept in case they come back",
+            ", ".join(removed),
+        )
     return Restored(engine, max(durable.seq, durable.seq_lease), list(durable.requests), "", steps)
 
 

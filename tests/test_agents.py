@@ -136,3 +136,28 @@ def test_hints_name_the_agent(env: dict[str, str]) -> None:
     assert "start it: agentctx-sidecar --agent ada run" in doctor.stdout + doctor.stderr
     assert "agentctx-sidecar@ada.service" in doctor.stdout + doctor.stderr
     assert "start it: agentctx-sidecar run" in cli(env, "status").stderr  # the unnamed one
+
+
+def test_a_named_agent_reads_its_own_config_when_it_has_one(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    base = Path(env["XDG_CONFIG_HOME"]) / "agentctx"
+    (base / "ada").mkdir(parents=True)
+    (base / "drives.toml").write_text("[drives.SHARED]\nthreshold = 5\n")
+    (base / "ada" / "drives.toml").write_text("[drives.OWN]\nthreshold = 5\n")
+
+    def checked(*agent: str) -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "sidecar", *agent, "check-config"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert str(base / "ada" / "drives.toml") in checked("--agent", "ada")
+    assert str(base / "drives.toml") in checked("--agent", "bob")  # none of its own: shared
+    assert str(base / "drives.toml") in checked()

@@ -229,6 +229,10 @@ def test_reload_refuses_missing_or_unreadable_clamps_and_keeps_removed_drives(
     with d.client(subscribe=False) as c:
         state = reload_and_get(c, "drive(s) GONE added")
         assert state["drives"]["GONE"]["pressure"] == 7.0  # type: ignore[index]
+    d.stop()  # a restart on a config without it names it too
+    write_config(config, {"A": {**BUCKET, "threshold": 10.0}})
+    d.start()
+    assert "drive(s) GONE not in the config" in d.log_text()
 
 
 def test_emergence_drives_json_runs(make_daemon: Factory, dirs: dict[str, Path]) -> None:

@@ -96,7 +96,11 @@ def test_gemini_session_start_gets_nothing(make_daemon: Factory, env: dict[str, 
         (["--hook", "claude"], b'{"session_id": "\xff\xfe"}', "not JSON"),  # invalid UTF-8
         (["--hook", "cluade"], payload("UserPromptSubmit"), "invalid choice"),
         (["--hook", "claude", "--bogus"], payload("UserPromptSubmit"), "unrecognized"),
-        (["--hook", "codex", "--max-chars", "x"], payload("UserPromptSubmit"), "invalid positive_int value"),
+        (
+            ["--hook", "codex", "--max-chars", "x"],
+            payload("UserPromptSubmit"),
+            "invalid positive_int value",
+        ),
         (["--hook=gemini", "--help"], payload("BeforeAgent"), "--help"),
     ],
     ids=[

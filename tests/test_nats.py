@@ -31,7 +31,7 @@ from nats_support import (
 )
 from support import RawClient, write_config
 
-pytest.importorskip("nats", reason="nats-py is not installed (pip install 'agentctx[nats]')")
+pytest.importorskip("nats", reason="nats-py is not installed (pip install '.[nats]')")
 
 BUCKET = {"threshold": 1e9, "activity_driven": True, "description": "counter"}
 SETTLE = 30.0  # generous bound for anything to arrive (failovers take 5-10 s)

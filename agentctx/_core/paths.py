@@ -32,6 +32,7 @@ __all__ = [
     "AGENT_ENV",
     "AGENT_MAX",
     "APP",
+    "CONFIG_NAME",
     "DURABLE_NAME",
     "LOCK_NAME",
     "SNAPSHOT_NAME",
@@ -57,6 +58,7 @@ __all__ = [
 APP = "agentctx"
 SOCKET_NAME = "sidecar.sock"
 SNAPSHOT_NAME = "drives-state.json"
+CONFIG_NAME = "drives.toml"
 LOCK_NAME = "sidecar.lock"
 DURABLE_NAME = "state.json"
 SPOOL_NAME = "spool"
@@ -166,9 +168,20 @@ def config_home() -> str:
     return _env("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
 
 
-def config_path() -> str:
-    """`$AGENTCTX_CONFIG`, else `$XDG_CONFIG_HOME/agentctx/drives.toml` (default ~/.config)."""
-    return _env("AGENTCTX_CONFIG") or os.path.join(config_home(), APP, "drives.toml")
+def config_path(agent: str | None = None) -> str:
+    """`$AGENTCTX_CONFIG`, else the agent's own `$XDG_CONFIG_HOME/agentctx/NAME/drives.toml`
+    if it exists, else `$XDG_CONFIG_HOME/agentctx/drives.toml` (default ~/.config): named
+    agents share that one unless they have their own."""
+    explicit = _env("AGENTCTX_CONFIG")
+    if explicit:
+        return explicit
+    shared = os.path.join(config_home(), APP, CONFIG_NAME)
+    name = agent_name(agent)
+    if name:
+        own = os.path.join(config_home(), APP, name, CONFIG_NAME)
+        if os.path.exists(own):
+            return own
+    return shared
 
 
 def unit_dir() -> str:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HELP", "add_arguments", "web"]
 
-HELP: Final = "a live page in the browser (needs agentctx[web])"
+HELP: Final = "a live page in the browser (needs the web extra: pip install '.[web]')"
 LOG_FORMAT: Final = "agentctx web: %(message)s"
 
 
@@ -61,7 +61,7 @@ def web(args: argparse.Namespace) -> int:
             raise  # our own bug, not a missing extra
         raise ServeError(
             f"{exc.name or 'a module'} is missing: install the web extra "
-            "(pip install 'agentctx[web]')"
+            "(from the checkout: pip install '.[web]')"
         ) from None
 
     with WebServer.open(address) as server:

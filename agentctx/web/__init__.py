@@ -12,7 +12,7 @@ satisfy/bump/reset requests and Prometheus metrics with Starlette on uvicorn.
     server.py    uvicorn embedded in a task group, started and stopped cleanly
     static/      the page: HTML, JS, CSS (package data, no build step, no CDN)
 
-Needs the `web` extra (`pip install 'agentctx[web]'`); nothing here is imported by
+Needs the `web` extra (`pip install '.[web]'` from the checkout); nothing here is imported by
 the rest of agentctx, and never by the hook path.
 """
 
