@@ -27,7 +27,8 @@ EVENTS_SHOWN: Final = 8
 REDRAW_S: Final = 1.0
 MIN_BAR: Final = 5
 MAX_BAR: Final = 30
-FIXED_COLUMNS: Final = 50  # name, numbers, band and status beside the bar
+# beside the bar: name 14, pressure/threshold 7+1+6, band 10, status 9 ("triggered"), 5 spaces
+FIXED_COLUMNS: Final = 51
 _COLOUR: Final = {
     "latent": "\033[2m",
     "available": "\033[32m",
