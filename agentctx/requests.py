@@ -55,9 +55,11 @@ _ID: Final = 1
 
 class Receipt:
     """What happened to a request: "acked" (with the seq that reflects it) or
-    "queued" (durably spooled; the daemon applies it when it is back)."""
+    "queued" (durably spooled; the daemon applies it when it is back). `why` says
+    why it was queued, in the sidecar's words when it answered (a follower cut off
+    from its home, a disk that failed)."""
 
-    __slots__ = ("path", "request_id", "seq", "status")
+    __slots__ = ("path", "request_id", "seq", "status", "why")
 
     def __init__(
         self,
@@ -65,11 +67,13 @@ class Receipt:
         request_id: str,
         seq: int | None = None,
         path: Path | None = None,
+        why: str = "",
     ) -> None:
         self.status = status
         self.request_id = request_id
         self.seq = seq
         self.path = path
+        self.why = why
 
     def __repr__(self) -> str:
         where = f"seq={self.seq}" if self.status == "acked" else f"spool={self.path}"
@@ -178,10 +182,12 @@ def submit(
             msg = conn.answer(req.id)
     except (DaemonUnavailable, ProtocolError):
         _check_drive_offline(req, agent)
-        return Receipt("queued", req.request_id, path=spool_request(req, made_at, spool_dir))
+        spooled = spool_request(req, made_at, spool_dir)
+        return Receipt("queued", req.request_id, path=spooled, why="the sidecar is unavailable")
     if msg.get("type") == "ack":
         return Receipt("acked", req.request_id, seq=int(msg["seq"]))
     code, message = str(msg.get("code", "error")), str(msg.get("message", ""))
     if code in (E_NOT_DURABLE, E_UNAVAILABLE):  # not confirmed: the spool makes it durable
-        return Receipt("queued", req.request_id, path=spool_request(req, made_at, spool_dir))
+        spooled = spool_request(req, made_at, spool_dir)
+        return Receipt("queued", req.request_id, path=spooled, why=message or code)
     raise RequestFailed(code, message)

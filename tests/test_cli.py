@@ -139,6 +139,7 @@ def test_queued_when_down(make_daemon: Factory, env: dict[str, str]) -> None:
     d.stop()
     queued = run(env, "satisfy", "B")
     assert queued.returncode == 0 and "queued" in queued.stdout
+    assert ": the sidecar is unavailable; queued in " in queued.stdout
     status = json.loads(run(env, "status", "--json").stdout)
     assert status["source"] == "file"
 

@@ -130,6 +130,7 @@ def test_a_cut_off_follower_serves_stale_and_forwards_its_spool_once(
     assert status.returncode == 0 and "STALE" in status.stdout, status.stdout
     queued = follower.cli("bump", "COUNT", "--amount", "1")
     assert queued.returncode == 0 and "queued" in queued.stdout, queued.stdout + queued.stderr
+    assert "the home cannot be reached" in queued.stdout  # the follower's words: it is up
     spool = follower.sidecar.state_dir / "spool"
     assert len(list(spool.glob("*.json"))) == 1
     local = home.cli("bump", "COUNT", "--amount", "1")  # the home goes on as if alone

@@ -108,8 +108,8 @@ def _report(receipt: Any, what: str, drive: str | None = None, bumped: float | N
     """Say what happened to a request, and where the drive stands now when acked."""
     if receipt.status != "acked":
         print(
-            f"{what}: the sidecar is unavailable; queued in {receipt.path} "
-            "(applied once it is back, at the time it was made)"
+            f"{what}: {receipt.why or 'the sidecar is unavailable'}; queued in {receipt.path} "
+            "(applied once it can be, exactly once)"
         )
         return EXIT_OK
     now = ""
