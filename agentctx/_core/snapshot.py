@@ -52,8 +52,8 @@ def parse_snapshot(data: bytes, source: str) -> dict[str, Any]:
 
 # The fields a reader relies on, and the JSON types each may have: a file written by
 # anything but the daemon (a hand edit, another tool) is refused in one line here
-# rather than failing wherever a view first uses the value. Absent is fine: older
-# and emergence-written files lack some.
+# rather than failing wherever a view first uses the value. Absent is fine (the views
+# have defaults): older and emergence-written files lack some.
 _NUMBER = (int, float)
 _TEXT = (str,)
 _OPTIONAL_TEXT = (str, type(None))
@@ -82,15 +82,10 @@ _DRIVE_FIELDS: dict[str, tuple[type, ...]] = {
     "last_event": _OPTIONAL_TEXT,
     "last_fired": _OPTIONAL_TEXT,
 }
-_REQUIRED_DRIVE_FIELDS = ("pressure", "threshold")
 
 
 def _check(obj: dict[str, Any], fields: dict[str, tuple[type, ...]], prefix: str) -> str:
     """The first field of *obj* whose value is not of its types, described; else ""."""
-    if prefix:
-        for key in _REQUIRED_DRIVE_FIELDS:
-            if key not in obj:
-                return f"{prefix}{key}: missing"
     for key, types in fields.items():
         if key not in obj:
             continue
