@@ -95,14 +95,17 @@ class Follower(Following):
 
     def __next__(self) -> Update:
         ready = self._feed.ready
-        if ready and not self._closed:  # the rest of what the last read brought
-            return ready.popleft()
         with self._lock:
+            if self._busy:  # one socket, one buffer, one decoder: one reader at a time
+                raise RuntimeError(
+                    "this follow() is being iterated in another thread; give each its own"
+                )
             if self._closed:
                 raise StopIteration
+            if ready:  # the rest of what the last read brought
+                return ready.popleft()
             self._busy = True
         try:
-            ready = self._feed.ready
             while not ready and not self._closed:
                 if self.mode == "live":
                     self._read_live()

@@ -18,6 +18,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any, Final
 
+from agentctx.feed import CONNECT_TIMEOUT
 from agentctx.follower import Follower
 from agentctx.state import DriveEvent, DriveState, Transition
 
@@ -26,8 +27,10 @@ __all__ = ["EVENTS_KEPT", "FIRST_STATE_WAIT", "Live"]
 EVENTS_KEPT: Final = 256
 # How long entering the block waits for the first state: the socket answers in
 # milliseconds, the snapshot file too; without this the first turns of an agent
-# loop would see no state at all.
-FIRST_STATE_WAIT: Final = 1.0
+# loop would see no state at all. Longer than a connect attempt may take (a socket
+# that accepts but stays silent: a hung daemon, socket activation still starting),
+# so the follower has fallen back and read the snapshot by then.
+FIRST_STATE_WAIT: Final = CONNECT_TIMEOUT + 0.5
 
 
 class Live:

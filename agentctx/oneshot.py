@@ -27,6 +27,9 @@ __all__ = ["DEFAULT_TIMEOUT", "read", "read_snapshot", "read_socket"]
 DEFAULT_TIMEOUT: Final = 0.1
 
 
+_FOREVER = float("inf")
+
+
 def read(
     timeout: float = DEFAULT_TIMEOUT,
     *,
@@ -52,6 +55,8 @@ def read_socket(
     agent: str | None = None,
 ) -> DriveState:
     """The state from the sidecar's socket; DaemonUnavailable if none answers in time."""
+    if not 0 <= timeout < _FOREVER:  # NaN fails this too
+        raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
     path = socket_path or paths.socket_path(agent)
     deadline = time.monotonic() + timeout
     with BlockingConnection.open(path, deadline, client, extra=GET_FRAME) as conn:

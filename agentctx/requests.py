@@ -143,9 +143,16 @@ def reset(
 
 def _validate(req: Request) -> None:
     """The same schema check the daemon does, before anything leaves this process."""
+    for field, value in (("drive", req.drive), ("reason", getattr(req, "reason", None))):
+        if value is not None and not isinstance(value, str):  # bytes would go as base64
+            raise TypeError(f"{field} must be a str, got {type(value).__name__}")
     amount = getattr(req, "amount", None)
-    if amount is not None and not (isinstance(amount, int | float) and math.isfinite(amount)):
-        raise RequestFailed(E_BAD_REQUEST, f"amount must be a finite number, got {amount!r}")
+    try:
+        finite = isinstance(amount, int | float) and math.isfinite(amount)
+    except OverflowError:  # an int beyond any float
+        finite = False
+    if amount is not None and not finite:
+        raise RequestFailed(E_BAD_REQUEST, f"amount must be a finite number, got {amount!r:.40}")
     decode_client(encode(req))  # RequestFailed(bad_request, ...) saying what is wrong
 
 
@@ -172,6 +179,8 @@ def submit(
     """Send *req* to *agent*'s sidecar (default: `$AGENTCTX_AGENT`, else the unnamed
     one); on an ack return "acked", when the daemon is unreachable spool it.
     RequestFailed for a request the daemon refuses (unknown drive, bad values)."""
+    if not 0 < timeout < math.inf:  # NaN fails this too
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
     _validate(req)
     made_at = time.time()
     deadline = time.monotonic() + timeout

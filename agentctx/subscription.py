@@ -62,6 +62,8 @@ class Subscription(Following):
         return self._file.problem
 
     async def __aenter__(self) -> Subscription:
+        if self._tg is not None:
+            raise RuntimeError("this subscription is already open: make another")
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         # In a task of its own, so a caller cancelling its wait for the first update

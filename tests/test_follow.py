@@ -95,6 +95,26 @@ def test_close_from_another_thread_is_immediate(make_daemon: Factory, mode: str)
     assert list(updates) == []  # closed: iterating again ends at once
 
 
+def test_a_second_thread_iterating_the_same_follower_is_refused(make_daemon: Factory) -> None:
+    make_daemon({"B": BUCKET}, tick_interval=3600)
+    updates = agentctx.follow()
+    seen: list[object] = []
+    reader = threading.Thread(target=lambda: seen.extend(updates))
+    reader.start()
+    try:
+        deadline = time.monotonic() + WAIT
+        while not any(isinstance(u, DriveState) for u in seen):  # now blocked in recv
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)
+        with pytest.raises(RuntimeError, match="another thread"):
+            next(updates)
+    finally:
+        updates.close()
+        reader.join(WAIT)
+    assert not reader.is_alive()
+
+
 def test_a_hung_daemon_counts_as_down(make_daemon: Factory) -> None:
     """SIGSTOP: the socket stays open but nothing comes; after a few tick intervals
     (at least STALE_MIN_S) the follower says fallback, and is live again after SIGCONT."""
@@ -112,6 +132,19 @@ def test_a_hung_daemon_counts_as_down(make_daemon: Factory) -> None:
                 d.signal(signal.SIGSTOP)
     assert [m for m, _ in modes] == ["live", "fallback", "live"]
     assert "no state from the sidecar" in modes[1][1]
+
+
+def test_live_enters_with_the_snapshot_when_the_daemon_is_hung(make_daemon: Factory) -> None:
+    """A socket that accepts and stays silent (SIGSTOP, or socket activation still
+    starting) costs the connect timeout: entering `Live` outlasts it, so the snapshot
+    is in hand by then."""
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.signal(signal.SIGSTOP)
+    try:
+        with agentctx.Live() as live:
+            assert live.state is not None and live.state.source == "file", live.mode
+    finally:
+        d.signal(signal.SIGCONT)
 
 
 def test_fallback_survives_a_replaced_runtime_dir(tmp_path: Path) -> None:

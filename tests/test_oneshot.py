@@ -99,6 +99,24 @@ def test_satisfy_acked_and_errors(make_daemon: Factory) -> None:
         agentctx.bump("B", -1.0)
 
 
+def test_misuse_is_refused_before_anything_is_sent(make_daemon: Factory) -> None:
+    make_daemon({"B": BUCKET}, tick_interval=3600)
+    with pytest.raises(RequestFailed, match="finite number"):
+        agentctx.satisfy("B", amount=10**400)  # beyond any float
+    with pytest.raises(TypeError, match="drive must be a str"):
+        agentctx.satisfy(b"B")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="reason must be a str"):
+        agentctx.bump("B", 1.0, reason=b"x")  # type: ignore[arg-type]
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="timeout"):
+            agentctx.bump("B", 1.0, timeout=bad)
+    for bad in (-1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="timeout"):
+            agentctx.read(timeout=bad)
+    assert agentctx.read(timeout=0).source == "file"  # no wait: the snapshot
+    assert agentctx.read().drives["B"]["pressure"] == 0.0  # nothing was applied
+
+
 def test_spooled_while_down_applied_once_after_restart(make_daemon: Factory) -> None:
     d = make_daemon({"B": BUCKET}, tick_interval=3600)
     d.stop()

@@ -35,6 +35,7 @@ def test_client_messages_decode_and_ignore_unknown_fields() -> None:
         (b'{"type":"bump","id":5,"request_id":"r","drive":"A","amount":-1}', "bad_request", 5),
         (b'{"type":"satisfy","id":6,"request_id":"r","drive":"A","depth":"x"}', "bad_request", 6),
         (b'{"type":"get","id":"seven"}', "bad_request", None),
+        (b'{"type":"ping","id":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "bad_frame", None),
     ],
 )
 def test_bad_client_frames_are_classified(payload: bytes, code: str, id: int | None) -> None:

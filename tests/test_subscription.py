@@ -184,3 +184,15 @@ async def test_fallback_survives_a_replaced_runtime_dir_and_never_goes_back(
                 elif u.seq == 6:
                     break
     assert got == [5, 6]
+
+
+@pytest.mark.anyio
+async def test_entering_an_open_subscription_again_is_refused(make_daemon: Factory) -> None:
+    make_daemon({"B": BUCKET}, tick_interval=3600)
+    updates = agentctx.subscribe()
+    async with updates:
+        with pytest.raises(RuntimeError, match="already open"):
+            await updates.__aenter__()
+        assert isinstance(await updates.__anext__(), Transition | DriveState)
+    async with updates:  # closed, it may be opened again
+        assert isinstance(await updates.__anext__(), Transition | DriveState)

@@ -300,6 +300,8 @@ def decode_client(payload: bytes) -> ClientMessage:
     request_id it had, when they could be read, so the answer can name them)."""
     try:
         return _client_decoder.decode(payload)
+    except RecursionError:  # msgspec recurses per nesting level: a frame of "[[[[..."
+        raise RequestFailed(E_BAD_FRAME, "frame is nested too deeply") from None
     except msgspec.DecodeError as exc:
         try:
             env = _envelope_decoder.decode(payload)
@@ -331,5 +333,7 @@ def state_from_dict(obj: Any) -> State:
 def decode_spooled(payload: bytes) -> Spooled:
     try:
         return _spooled_decoder.decode(payload)
+    except RecursionError:
+        raise ProtocolError("not a spooled request: nested too deeply") from None
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"not a spooled request: {exc}") from None
