@@ -10,13 +10,14 @@ Events and responses queue behind it, bounded.
 
 The sender task (`run()`) writes only what the socket buffer takes without
 blocking, always keeping room for one final error frame, and otherwise waits for
-the socket to become writable. A reader that makes no progress for `send_timeout`
-is dropped with a final `slow_consumer` error, which therefore always fits.
+the socket to become writable. A reader that makes no progress for `send_timeout`,
+or falls MAX_OUTBOX frames behind, is dropped there and then: what is queued is
+discarded and a final `slow_consumer` error goes out (it always fits), unless the
+reader is inside a frame the socket cut, which then only ends.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import socket
@@ -65,7 +66,12 @@ class Outbox:
         self._queue: deque[bytes] = deque()
         self._state: bytes | None = None  # the newest unsent state (its slot is queued)
         self._unsent: memoryview | None = None  # the rest of a batch the socket cut short
+        # Part of `_unsent` was sent: the client is inside a frame, so nothing else
+        # (a final error) may be written before the rest of it.
+        self._cut = False
         self._final: bytes | None = None
+        self._dropped = False  # not keeping up: queue discarded, ending now
+        self._waiting: anyio.CancelScope | None = None  # a wait for room in the socket
         self._wake = anyio.Event()
 
     # --- producers (never block) ----------------------------------------------------
@@ -88,6 +94,7 @@ class Outbox:
                     return
                 if sent > 0:  # a frame cut in two: its rest goes first
                     self._unsent = memoryview(data)[sent:]
+                    self._cut = True
                     self._wake.set()
                     return
         if self._state is None:
@@ -102,8 +109,7 @@ class Outbox:
         if self.closing:
             return
         if len(self._queue) >= MAX_OUTBOX:
-            log.warning("client %s: %d frames unread; dropping it", self.name, len(self._queue))
-            self.close(Error(code=E_SLOW_CONSUMER, message="too many unread frames"))
+            self._drop(f"{len(self._queue)} frames unread")
             return
         self._queue.append(frame)
         self._wake.set()
@@ -122,7 +128,7 @@ class Outbox:
 
     async def run(self) -> None:
         """Write until closed and flushed, or until the client is gone or stuck."""
-        while True:
+        while not self._dropped:
             if self._unsent is None:
                 if not self._queue:
                     if self.closing:
@@ -131,8 +137,13 @@ class Outbox:
                     self._wake = anyio.Event()
                     continue
                 self._unsent = memoryview(self._take_all())
-            if not await self._write_some():
-                return
+                self._cut = False
+            if not await self._write_some() and not self._dropped:
+                return  # the client is gone
+        if self._dropped:
+            if self._cut:
+                return  # inside a frame: the error cannot be told, only the end
+            self._unsent = None  # whole frames not begun: the error goes instead
         if self._final is not None:
             self._unsent = memoryview(self._final)
             with anyio.move_on_after(FINAL_FRAME_TIMEOUT):
@@ -165,15 +176,19 @@ class Outbox:
                 return False
             self._wrote(sent)
             self._unsent = self._unsent[sent:] if sent < len(self._unsent) else None
+            self._cut = self._unsent is not None and (self._cut or sent > 0)
             if sent:
                 return True
         # The socket is writable again once the peer has read enough (for a Unix
         # stream: down to a quarter of the buffer), which leaves room for a write.
-        with anyio.move_on_after(self.send_timeout):
-            await anyio.wait_writable(self._raw)
-            return True
-        if reserve:
-            self._drop_stuck()
+        try:
+            with anyio.move_on_after(self.send_timeout) as self._waiting:  # or _drop()
+                await anyio.wait_writable(self._raw)
+                return True
+        finally:
+            self._waiting = None
+        if reserve and not self._dropped:
+            self._drop(f"not reading for {self.send_timeout:g}s")
         return False
 
     def _room(self, reserve: int, want: int) -> int:
@@ -193,14 +208,18 @@ class Outbox:
         if sent > 0:
             self._queued_bound += _charge(sent)
 
-    def _drop_stuck(self) -> None:
-        log.warning("client %s: not reading for %.1fs; dropping it", self.name, self.send_timeout)
-        final = encode_message(
-            Error(code=E_SLOW_CONSUMER, message=f"not reading for {self.send_timeout:g}s")
-        )
-        with contextlib.suppress(OSError):  # non-blocking: FINAL_RESERVE kept room for it
-            self._raw.send(final)
-        self.closing = True
+    def _drop(self, why: str) -> None:
+        """A reader that is not keeping up: what is queued is discarded, the sender stops
+        waiting for room, and a final `slow_consumer` error goes out if the client is
+        not inside a frame (FINAL_RESERVE kept room for it)."""
+        log.warning("client %s: %s; dropping it", self.name, why)
+        self._queue.clear()
+        self._state = None
+        self._final = encode_message(Error(code=E_SLOW_CONSUMER, message=why))
+        self.closing = self._dropped = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+        self._wake.set()
 
 
 def _charge(size: int) -> int:
