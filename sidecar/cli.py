@@ -171,6 +171,8 @@ def _setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+    # watchfiles says "N changes detected" at INFO for every spool write it sees
+    logging.getLogger("watchfiles").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _describe(cfg: Config) -> str:

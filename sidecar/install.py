@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from agentctx._core import paths
+from agentctx._core.config import load_config
 from agentctx._core.errors import AgentctxError, NoUserManager, StoreError
 from agentctx._core.files import atomic_write, read_file
 from sidecar.nats_config import NatsSettings
@@ -181,9 +182,9 @@ def install(
     follow: NatsSettings | None = None,
     say: Say = print,
 ) -> None:
+    if config is not None:  # the file first: a unit that cannot start helps nobody
+        load_config(config, required=True)  # ConfigError: the file, the field, the value
     _require_manager()
-    if config is not None and not config.exists():
-        raise AgentctxError(f"{config}: no such config file")
     directory = Path(paths.unit_dir())
     service, socket = unit_names(agent)
     if agent is None:

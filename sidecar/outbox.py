@@ -120,6 +120,7 @@ class Outbox:
     def close(self, final: Error | None = None) -> None:
         """Accept nothing more; the sender flushes what is queued, then *final*, then ends."""
         if final is not None and self._final is None:
+            log.info("client %s: %s: %s; closing", self.name, final.code, final.message)
             self._final = encode_message(final)
         self.closing = True
         self._wake.set()

@@ -58,6 +58,7 @@ class Server:
                 log.warning("refused a connection from uid %s", uid)
                 return  # closed in finally, before a single byte is sent
             if self.clients >= settings.max_clients:
+                log.warning("connection cap of %d reached: refusing one", settings.max_clients)
                 refusal = Error(
                     code=E_TOO_MANY_CLIENTS,
                     message=f"connection cap of {settings.max_clients} reached",

@@ -243,6 +243,7 @@ def test_connection_flood_beyond_the_cap(make_daemon: Factory) -> None:
                 assert extra.is_closed()
                 refused += 1
         assert refused == 30
+        assert d.log_text().count("connection cap of 20 reached: refusing one") == 30
         assert held[0].request({"type": "ping"})["type"] == "pong"
         held.pop().close()  # room again
         time.sleep(0.2)

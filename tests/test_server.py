@@ -177,6 +177,7 @@ def test_frame_before_hello_closes_only_that_client(make_daemon: Factory) -> Non
         assert error["type"] == "error" and error["code"] == "expected_hello"
         assert rude.is_closed()
         assert bystander.request({"type": "ping"})["type"] == "pong"
+    assert "expected_hello: first frame must be hello, got get; closing" in d.log_text()
 
 
 def test_garbage_json_gets_error_and_others_carry_on(make_daemon: Factory) -> None:
@@ -205,6 +206,7 @@ def test_oversize_header_closes_connection(make_daemon: Factory) -> None:
         assert big.is_closed()
         assert bystander.request({"type": "ping"})["type"] == "pong"
     assert d.proc is not None and d.proc.poll() is None
+    assert "frame_too_large:" in d.log_text()  # one line saying which client and why
 
 
 def test_zero_length_frame_closes(make_daemon: Factory) -> None:
@@ -224,6 +226,7 @@ def test_hello_timeout(make_daemon: Factory) -> None:
         assert error["code"] == "hello_timeout"
         assert 4.0 < time.monotonic() - t0 < 8.0
         assert silent.is_closed()
+    assert "hello_timeout: no hello within" in d.log_text()
 
 
 def test_wrong_proto_is_refused(make_daemon: Factory) -> None:

@@ -316,6 +316,18 @@ def test_install_refuses_without_a_user_manager(tmp_path: Path) -> None:
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "no systemd user manager" in lines[0], result.stderr
+    # a bad config file is what it says first: fixing the manager would not help
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[drives.A]\nthreshold = 0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "install", "--config", str(bad)],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 2 and "drives.A.threshold" in result.stderr, result.stderr
     assert not (tmp_path / ".config" / "systemd").exists()
 
 
