@@ -191,8 +191,31 @@ def test_no_trust_leaves_codex_config_alone(home: dict[str, str]) -> None:
         ("codex", ".codex/hooks.json", '{"hooks": {"UserPromptSubmit": 1}}', "not a list"),
         ("codex", ".codex/config.toml", "model = ", "not valid TOML"),
         ("codex", ".codex/config.toml", "[hooks]\nstate = { a = 1 }\n", "invalid TOML"),
+        (
+            "claude",
+            ".claude/settings.json",
+            '{"hooks": {"UserPromptSubmit": [5]}}',
+            "hooks.UserPromptSubmit[0] is a number, not an object",
+        ),
+        (
+            "claude",
+            ".claude/settings.json",
+            '{"hooks": {"UserPromptSubmit": [{"hooks": "x"}]}}',
+            "hooks.UserPromptSubmit[0].hooks is a string, not a list",
+        ),
+        ("claude", ".claude/settings.json", '{"a": NaN}', "NaN is not JSON"),
     ],
-    ids=["comments", "not-object", "hooks-list", "event-not-list", "bad-toml", "inline-state"],
+    ids=[
+        "comments",
+        "not-object",
+        "hooks-list",
+        "event-not-list",
+        "bad-toml",
+        "inline-state",
+        "group-not-object",
+        "handlers-not-list",
+        "nan",
+    ],
 )
 def test_a_malformed_file_stops_install_and_nothing_is_written(
     home: dict[str, str], agent: str, path: str, content: str, says: str
@@ -204,6 +227,17 @@ def test_a_malformed_file_stops_install_and_nothing_is_written(
     line = one_line_error(hooks(home, "install", agent), 1)
     assert str(bad) in line and says in line and "nothing changed" in line
     assert {p: p.read_bytes() for p in bad.parent.iterdir()} == before  # no backup either
+
+
+def test_a_read_only_settings_file_is_left_alone(home: dict[str, str]) -> None:
+    settings = Path(home["HOME"]) / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text('{"model": "x"}\n')
+    settings.chmod(0o444)
+    line = one_line_error(hooks(home, "install", "claude"), 1)
+    assert "read-only (mode 0444)" in line and "nothing changed" in line
+    assert settings.read_text() == '{"model": "x"}\n'
+    assert sorted(p.name for p in settings.parent.iterdir()) == ["settings.json"]
 
 
 def test_targets(home: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,7 +53,7 @@ def load(path: Path) -> tuple[dict[str, Any], bytes | None]:
     if raw is None or not raw.strip():
         return {}, raw
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         raise ConfigError(
             f"{path}: not plain JSON ({exc}); nothing changed: fix it (comments too "
@@ -64,6 +65,31 @@ def load(path: Path) -> tuple[dict[str, Any], bytes | None]:
     if hooks is not None and not isinstance(hooks, dict):
         raise ConfigError(f'{path}: "hooks" is a {_kind(hooks)}, not an object; nothing changed')
     return doc, raw
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN/Infinity; agents may not
+
+
+def _shape_problem(hooks: dict[str, Any], events: Iterable[str]) -> str:
+    """Where *events* deviate from {EVENT: [{"matcher"?, "hooks": [{...}]}]}, or "":
+    we would not know how to keep anything else intact. (Other keys are the agent's
+    business: some versions keep settings such as "enabled" beside the events.)"""
+    for event in events:
+        groups = hooks.get(event, [])
+        if not isinstance(groups, list):
+            return f"hooks.{event} is a {_kind(groups)}, not a list"
+        for g, group in enumerate(groups):
+            where = f"hooks.{event}[{g}]"
+            if not isinstance(group, dict):
+                return f"{where} is a {_kind(group)}, not an object"
+            handlers = group.get("hooks", [])
+            if not isinstance(handlers, list):
+                return f"{where}.hooks is a {_kind(handlers)}, not a list"
+            for h, handler in enumerate(handlers):
+                if not isinstance(handler, dict):
+                    return f"{where}.hooks[{h}] is a {_kind(handler)}, not an object"
+    return ""
 
 
 def is_ours(command: object, agent: str) -> bool:
@@ -117,15 +143,12 @@ def place(
         for event, g, _h, handler in current
     )
     if not unchanged:
+        if problem := _shape_problem(doc.get("hooks") or {}, wanted):
+            raise ConfigError(f"{path}: {problem}; nothing changed")
         remove(doc, agent)
         hooks = doc.setdefault("hooks", {})
         for event, handler in wanted.items():
-            groups = hooks.setdefault(event, [])
-            if not isinstance(groups, list):
-                raise ConfigError(
-                    f"{path}: hooks.{event} is a {_kind(groups)}, not a list; nothing changed"
-                )
-            groups.append({"hooks": [handler]})
+            hooks.setdefault(event, []).append({"hooks": [handler]})
     return not unchanged, find_ours(doc, agent)
 
 
@@ -175,6 +198,9 @@ def write_with_backup(path: Path, data: bytes, previous: bytes | None) -> Path |
         mode = stat.S_IMODE(real.stat().st_mode) if previous is not None else NEW_FILE_MODE
     except OSError as exc:
         raise StoreError(f"{real}: {exc.strerror}") from None
+    if previous is not None and not mode & 0o222:
+        # read-only on purpose (root could write it anyway): the user's call, not ours
+        raise StoreError(f"{real}: read-only (mode {mode:04o}); nothing changed")
     if previous is not None:
         backup = real.with_name(real.name + BACKUP_SUFFIX)
         atomic_write(backup, previous, durable=True, mode=0o600)  # settings may hold API keys
