@@ -30,10 +30,11 @@ from agentctx._core.errors import (
     ProtocolError,
     RequestFailed,
     StoreError,
+    UnsafePath,
 )
 from agentctx._core.files import failpoint, make_private_dirs, read_file
 from agentctx._core.protocol import decode_spooled
-from agentctx._core.spool import REJECTED_DIR, is_spooled, spool_files
+from agentctx._core.spool import REJECTED_DIR, check_spool_dir, is_spooled, spool_files
 from sidecar.hub import Serving
 
 __all__ = ["BACKSTOP_INTERVAL", "drain", "watch_spool"]
@@ -46,13 +47,26 @@ DRAIN_BATCH: Final = 256  # spooled requests applied per durable save
 # request lands while the daemon is up only after a timeout; 50 ms more is nothing.
 SPOOL_STEP_MS: Final = 50
 SPOOL_REWATCH_DELAY: Final = 1.0  # before watching a spool dir again that went away
+_refused: dict[Path, str] = {}  # spool dirs refused, and why (said once each)
 # Not the request's fault: keep its file and try again after `hub.recovered()`.
 RETRY_LATER: Final = frozenset({E_NOT_DURABLE, E_UNAVAILABLE})
 
 
 async def drain(hub: Serving, directory: Path) -> int:
-    """Apply every spooled request in order; return how many were applied."""
+    """Apply every spooled request in order; return how many were applied. A spool
+    dir others could write to (a symlink elsewhere, a foreign or group-writable dir)
+    is not drained: another user could have planted requests there. Said once."""
     applied = 0
+    try:
+        await anyio.to_thread.run_sync(check_spool_dir, directory)
+    except FileNotFoundError:
+        return 0  # nothing spooled yet
+    except UnsafePath as exc:
+        if str(exc) != _refused.get(directory):
+            log.error("spool not drained: %s", exc)
+            _refused[directory] = str(exc)
+        return 0
+    _refused.pop(directory, None)
     paths = await anyio.to_thread.run_sync(spool_files, directory)
     paused = False
     for start in range(0, len(paths), DRAIN_BATCH):

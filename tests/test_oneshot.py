@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import BUCKET
-from support import DaemonProcess
+from support import REPO, DaemonProcess
 
 import agentctx
 from agentctx._core.errors import DaemonUnavailable, RequestFailed, StoreError
@@ -207,3 +209,36 @@ def test_bad_spool_file_is_set_aside(make_daemon: Factory) -> None:
     rejected = sorted(p.name for p in (spool / "rejected").iterdir())
     assert rejected == ["00000000000000000001-bad.json", "00000000000000000002-ghost.json"]
     assert "rejected" in d.log_text()
+
+
+def test_a_spool_others_could_write_to_is_neither_used_nor_drained(
+    make_daemon: Factory, env: dict[str, str], tmp_path: Path
+) -> None:
+    d = make_daemon({"B": BUCKET}, tick_interval=3600)
+    d.stop()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o777)
+    elsewhere.chmod(0o777)
+    planted = {
+        "made_at": time.time(),
+        "request": {"type": "bump", "id": 1, "request_id": "p", "drive": "B", "amount": 5},
+    }
+    (elsewhere / "00000000000000000001-planted.json").write_text(json.dumps(planted))
+    spool = d.state_dir / "spool"
+    if spool.exists():
+        spool.rmdir()
+    spool.symlink_to(elsewhere)
+    with pytest.raises(agentctx.AgentctxError, match="symlink"):
+        agentctx.bump("B", 1.0)  # daemon down: it would have gone to the spool
+    d.start()
+    assert agentctx.read().drives["B"]["pressure"] == 0.0  # the planted request: not applied
+    assert d.log_text().count("spool not drained") == 1
+    doctor = subprocess.run(
+        [sys.executable, "-m", "agentctx", "doctor"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "spool unsafe" in doctor.stdout + doctor.stderr

@@ -13,7 +13,7 @@ from agentctx._core import paths
 from agentctx._core.config import load_config
 from agentctx._core.errors import AgentctxError, UnsafePath
 from agentctx._core.files import ensure_private_dir
-from agentctx._core.spool import REJECTED_DIR, spool_files
+from agentctx._core.spool import REJECTED_DIR, check_spool_dir, spool_files
 from agentctx.oneshot import read_snapshot, read_socket
 
 __all__ = ["doctor"]
@@ -84,6 +84,11 @@ def _config() -> Check:
 
 def _spool() -> Check:
     spool = Path(paths.spool_dir())
+    if os.path.lexists(spool):
+        try:
+            check_spool_dir(spool)
+        except UnsafePath as exc:
+            return False, f"spool unsafe: {exc}", "the sidecar will not drain it until it is fixed"
     pending = len(spool_files(spool))
     rejected = len(spool_files(spool / REJECTED_DIR))
     if rejected:
