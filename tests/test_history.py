@@ -178,3 +178,13 @@ def test_agentctx_log(make_daemon: Factory, env: dict[str, str]) -> None:
         follow.kill()
         follow.wait()
     assert d.proc is not None
+
+
+def test_an_empty_history_on_a_followers_host_says_where_it_is() -> None:
+    from agentctx.cli.log import elsewhere
+
+    assert "ada-desktop, whose sidecar computes these drives, keeps it" in elsewhere(
+        "ada-desktop", "laptop"
+    )
+    assert elsewhere("laptop", "laptop") == ""  # the home itself: just a quiet history
+    assert elsewhere(None, "laptop") == ""  # not shared over NATS

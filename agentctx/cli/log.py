@@ -12,6 +12,7 @@ the daemon saved, so an acknowledged satisfaction is there and a lost one is not
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -26,7 +27,7 @@ from agentctx._core.history import read_history
 from agentctx._core.protocol import drive_key
 from agentctx.oneshot import read
 
-__all__ = ["DEFAULT_LIMIT", "describe", "log", "parse_since"]
+__all__ = ["DEFAULT_LIMIT", "describe", "elsewhere", "log", "parse_since"]
 
 DEFAULT_LIMIT: Final = 20
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -112,8 +113,8 @@ def log(
         kept.append(e)
         if len(kept) > limit:  # the newest `limit`, without holding the whole history
             kept.pop(0)
-    if name is not None and not kept:
-        _check_drive(name)
+    if not kept:
+        _explain_nothing(name)
     for e in kept:
         stream.write(_line(e, as_json) + "\n")
     stream.flush()
@@ -123,15 +124,25 @@ def log(
     return 0
 
 
-def _check_drive(name: str) -> None:
-    """Nothing recorded for *name*: a typo, unless the agent has (or had) that drive."""
+def _explain_nothing(name: str | None) -> None:
+    """Nothing to show: say why when it is not just a quiet history. A drive filter
+    with a typo is refused; on a NATS follower's host the history lives at the home."""
     try:
-        drives = read(client="agentctx-log").drives
+        state = read(client="agentctx-log")
     except AgentctxError:
         return  # no state to tell: an empty answer is all there is
-    if name not in drives:
-        known = ", ".join(drives) or "none"
+    if name is not None and name not in state.drives:
+        known = ", ".join(state.drives) or "none"
         raise UsageError(f"no drive {name!r} in the history or the current state (drives: {known})")
+    if note := elsewhere(state.origin, os.uname().nodename):
+        print(f"agentctx log: {note}", file=sys.stderr)
+
+
+def elsewhere(origin: str | None, here: str) -> str:
+    """Why this host has no history of an agent whose drives another host computes."""
+    if not origin or origin == here:
+        return ""
+    return f"no history here: {origin}, whose sidecar computes these drives, keeps it"
 
 
 def _follow(drive: str | None, last: tuple[int, int], as_json: bool, out: TextIO) -> None:
