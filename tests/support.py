@@ -365,3 +365,15 @@ def run_module(
         text=True,
         timeout=timeout,
     )
+
+
+def start_module(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`python -m MODULE ARGS` left running (a `watch`, a `log --follow`), output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

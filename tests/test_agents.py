@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import REPO, DaemonProcess
+from support import REPO, DaemonProcess, run_module
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -147,14 +147,7 @@ def test_a_named_agent_reads_its_own_config_when_it_has_one(
     (base / "ada" / "drives.toml").write_text("[drives.OWN]\nthreshold = 5\n")
 
     def checked(*agent: str) -> str:
-        r = subprocess.run(
-            [sys.executable, "-m", "sidecar", *agent, "check-config"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        r = run_module("sidecar", env, *agent, "check-config")
         assert r.returncode == 0, r.stderr
         return r.stdout
 

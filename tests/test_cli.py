@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import BUCKET
-from support import REPO, DaemonProcess, run_module
+from support import REPO, DaemonProcess, run_module, start_module
 
 Factory = Callable[..., DaemonProcess]
 
@@ -187,14 +187,7 @@ def test_hook_does_not_wait_for_an_open_stdin(make_daemon: Factory, env: dict[st
 
 def test_watch_plain_lines(make_daemon: Factory, env: dict[str, str]) -> None:
     make_daemon({"B": BUCKET}, tick_interval=0.1)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentctx", "watch"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_module("agentctx", env, "watch")
     try:
         time.sleep(1.5)
         run(env, "bump", "B", "--amount", "2")

@@ -9,7 +9,6 @@ import logging
 import os
 import random
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUCKET
-from support import REPO, DaemonProcess, RawClient, run_module, write_config
+from support import DaemonProcess, RawClient, run_module, start_module, write_config
 
 import agentctx
 from agentctx._core.config import parse_config
@@ -305,14 +304,7 @@ def test_a_snapshot_with_a_wrong_type_is_one_line_everywhere(
             assert r.stderr.count("\n") == 1 and f"{where}: expected" in r.stderr, r.stderr
     hook = run_module("agentctx", env, "context", "--hook", "claude", stdin="{}")
     assert hook.returncode == 0 and "Traceback" not in hook.stderr, hook
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "agentctx", "watch"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watch = start_module("agentctx", env, "watch")
     time.sleep(2.0)  # following the file, finding it bad: it says so and waits
     watch.terminate()
     out, err = watch.communicate(timeout=10)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import BUCKET
-from support import REPO, DaemonProcess
+from support import DaemonProcess, run_module
 
 import agentctx
 from agentctx._core.errors import DaemonUnavailable, RequestFailed, StoreError
@@ -233,12 +231,5 @@ def test_a_spool_others_could_write_to_is_neither_used_nor_drained(
     d.start()
     assert agentctx.read().drives["B"]["pressure"] == 0.0  # the planted request: not applied
     assert d.log_text().count("spool not drained") == 1
-    doctor = subprocess.run(
-        [sys.executable, "-m", "agentctx", "doctor"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    doctor = run_module("agentctx", env, "doctor")
     assert "spool unsafe" in doctor.stdout + doctor.stderr
