@@ -12,14 +12,7 @@ from support import REPO, DaemonProcess, run_module
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentctx", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("agentctx", env, *args)
 
 
 def rest(state: dict[str, object]) -> float:

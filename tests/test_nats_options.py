@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import REPO
+from support import run_module
 
 from sidecar.install import render_drop_in, render_service
 from sidecar.nats_config import NatsSettings
 
 
 def sidecar(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sidecar", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("sidecar", env, *args)
 
 
 def test_bad_nats_options_stop_the_start_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
