@@ -60,6 +60,9 @@ class _Head(msgspec.Struct):
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
+# How the daemon begins every event (msgspec writes a tagged struct's tag first): such
+# a frame is decoded once, whole, instead of its head first (see Feed.frames).
+_EVENT_PREFIX: Final = b'{"type":"event"'
 
 
 class Following(abc.ABC):
@@ -117,6 +120,9 @@ class Feed:
         ready = self.ready
         for payload in payloads:
             try:
+                if payload.startswith(_EVENT_PREFIX):  # the head would say "event": skip it
+                    ready.append(DriveEvent(_decode(payload)))
+                    continue
                 head = _decode_head(payload)
             except msgspec.ValidationError:  # valid JSON, not an object
                 raise ProtocolError("bad frame from the sidecar: not an object") from None
@@ -125,8 +131,8 @@ class Feed:
             kind = head.type
             if kind == "state":  # decoded when (if ever) its data is looked at
                 fields = (head.seq, head.boot_id, head.tick_ts, head.stale)
-                state = DriveState.lazy(payload, fields, _decode)
                 try:
+                    state = DriveState.lazy(payload, fields, _decode)
                     newer = state.newer_than(self.last)
                 except (TypeError, ValueError):  # a seq or tick_ts that is not a number
                     raise ProtocolError("bad state from the sidecar: seq, tick_ts") from None

@@ -47,7 +47,8 @@ class DriveState:
         self._data: dict[str, Any] | None = data
         self._raw = b""
         self._decode: Callable[[bytes], dict[str, Any]] | None = None
-        self._head: tuple[Any, Any, Any, Any] = (None, None, None, None)
+        # (seq, boot_id, tick_ts, marked_stale) of a lazy state, read before its data
+        self._head: tuple[int, str, float, bool] | None = None
         self.source = source
         self.received_at = time.time() if received_at is None else received_at
 
@@ -61,19 +62,25 @@ class DriveState:
     ) -> DriveState:
         """A state whose JSON *raw* is decoded by *decode* on first use of `data`;
         *head* is its (seq, boot_id, tick_ts, stale) as found in it (0, "", 0.0, False
-        if absent)."""
+        if absent). TypeError or ValueError if those are not a number, a string, a
+        number and a boolean."""
+        seq, boot_id, tick_ts, stale = head
         state = cls.__new__(cls)
         state._data = None
         state._raw = raw
         state._decode = decode
-        state._head = head
+        state._head = (int(seq), str(boot_id), float(tick_ts), bool(stale))
         state.source = source
         state.received_at = time.time()
         return state
 
     def _field(self, index: int, key: str, default: Any) -> Any:
-        """A head field: from `data` once decoded (or given), else as pre-read."""
-        return self._head[index] if self._data is None else self._data.get(key, default)
+        """A head field: as pre-read (a lazy state), else from `data`."""
+        head = self._head
+        if head is not None:
+            return head[index]
+        assert self._data is not None  # only a lazy state has no data yet, and it has a head
+        return self._data.get(key, default)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -151,13 +158,20 @@ class DriveState:
         more recent."""
         if other is None:
             return True
-        if self.seq > other.seq:
+        # (a lazy state's head as read, without a call: this runs at every state)
+        seq, boot_id, tick_ts, stale = self._head or self._heads()
+        other_seq, other_boot_id, other_tick_ts, other_stale = other._head or other._heads()
+        if seq > other_seq:
             return True
-        if self.seq == other.seq and self.marked_stale != other.marked_stale:
+        if seq == other_seq and stale != other_stale:
             return True  # a follower marking the same state stale, or fresh again
-        return (
-            self.boot_id != other.boot_id and self.seq < other.seq and self.tick_ts > other.tick_ts
-        )
+        return boot_id != other_boot_id and seq < other_seq and tick_ts > other_tick_ts
+
+    def _heads(self) -> tuple[int, str, float, bool]:
+        """(seq, boot_id, tick_ts, marked_stale), read from `data`. A follower compares
+        them at every state, right after the read that woke it, where each Python call
+        costs microseconds: a lazy state has them at hand, in `_head`."""
+        return self.seq, self.boot_id, self.tick_ts, self.marked_stale
 
     def __repr__(self) -> str:
         return (

@@ -11,6 +11,7 @@ the daemon is down).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -144,6 +145,7 @@ class Daemon:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.serve, sock)  # not awaited: signals count from now on
+                tg.start_soon(self._settle)
                 async for signum in signals:
                     if signum != signal.SIGHUP:
                         log.info("%s: stopping", signal.Signals(signum).name)
@@ -156,6 +158,13 @@ class Daemon:
                     self.notifier.ready(self._status())
                 self.notifier.stopping()
                 tg.cancel_scope.cancel()
+
+    async def _settle(self) -> None:
+        """Once serving, put the start-up heap (modules, config, the restored state:
+        alive as long as the daemon) out of the cyclic collector's reach. A full
+        collection otherwise walks all of it, ~3 ms, and now and then inside a push."""
+        await self.started.wait()
+        gc.freeze()
 
     async def serve(
         self, sock: socket.socket, *, task_status: TaskStatus[Hub] = anyio.TASK_STATUS_IGNORED

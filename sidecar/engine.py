@@ -14,17 +14,17 @@ and a 900 s tick (or a two-hour downtime caught up on start) give the same press
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import msgspec
 
 from agentctx._core.config import BAND_ORDER, Config, DriveConfig
 from agentctx._core.errors import E_BAD_REQUEST, RequestFailed, UnknownDrive
 from agentctx._core.protocol import DEPTHS, Band, Depth, Event, EventKind, Status, drive_key
-from sidecar.quiet import effective_hours, is_quiet
+from sidecar.quiet import HOUR_S, effective_hours, is_quiet
 
 __all__ = ["STEP_TOLERANCE_S", "DriveRuntime", "Engine", "Reading", "band_for"]
 
@@ -34,6 +34,7 @@ STEP_TOLERANCE_S: Final = 1.0
 SECONDS_PER_MINUTE: Final = 60.0
 LATENT: Final[Band] = "latent"
 _TRIGGERED_INDEX: Final = BAND_ORDER.index("triggered") + 1  # +1: "latent" is index 0
+_TRIGGERED_BANDS: Final = frozenset(BAND_ORDER[_TRIGGERED_INDEX - 1 :])  # triggered and up
 
 
 Pressure = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
@@ -77,10 +78,21 @@ class _Drive:
     cap: float
     rt: DriveRuntime
     band: Band = LATENT
+    # The ratios the current band spans, [lo, hi): while the ratio stays inside, the
+    # band is known without walking the bands (asked at every change).
+    band_lo: float = -math.inf
+    band_hi: float = math.inf
 
     @property
     def ratio(self) -> float:
         return self.rt.pressure / self.spec.threshold
+
+    def enter(self, band: Band) -> None:
+        """Take *band* and the span of ratios it covers (the bands' starts increase)."""
+        i = _band_index(band)  # 0: latent, below BAND_ORDER[0]
+        self.band = band
+        self.band_lo = self.bands[BAND_ORDER[i - 1]] if i else -math.inf
+        self.band_hi = self.bands[BAND_ORDER[i]] if i < len(BAND_ORDER) else math.inf
 
 
 @dataclass(slots=True)
@@ -122,7 +134,7 @@ class Engine:
             rt = pool.pop(name, None) or DriveRuntime()
             drive = _Drive(name, spec, bands, spec.threshold * ratio_cap, rt)
             rt.pressure = min(rt.pressure, drive.cap)  # a lowered threshold lowers the cap
-            drive.band = band_for(drive.ratio, bands)
+            drive.enter(band_for(drive.ratio, bands))
             self._drives[name] = drive
             before = old.get(name)
             if before is not None and before.band != drive.band:
@@ -159,31 +171,31 @@ class Engine:
     def max_pressure(self, name: str) -> float:
         return self._drive(name).cap
 
-    def last_triggered(self, name: str) -> float | None:
-        return self._drive(name).rt.last_triggered
-
-    def last_satisfied(self, name: str) -> float | None:
-        return self._drive(name).rt.last_satisfied
-
-    def last_event(self, name: str) -> float | None:
-        return self._drive(name).rt.last_event
-
-    def last_fired(self, name: str) -> float | None:
-        return self._drive(name).rt.last_fired
-
     def status(self, name: str, now: float) -> Status:
         """emergence's status: triggered, else satisfied (for a while), else building."""
         return self._status(self._drive(name), now)
 
-    def readings(self, now: float) -> Iterator[Reading]:
+    def readings(self, now: float) -> list[Reading]:
         """Every drive as it stands, in one pass: what a published state is built from
-        (a dozen look-ups per drive otherwise, on the path of every push)."""
+        (on the path of every push, so no call per drive: see sidecar/hub.py)."""
+        hold = self.config.sidecar.satisfied_hold_s
+        out: list[Reading] = []
         for name, drive in self._drives.items():
-            status = self._status(drive, now)
-            yield name, drive.spec, drive.rt, drive.ratio, drive.band, drive.cap, status
+            rt = drive.rt
+            last = rt.last_satisfied
+            status: Status = (  # as _status()
+                "triggered"
+                if drive.band in _TRIGGERED_BANDS
+                else "satisfied"
+                if last is not None and 0.0 <= now - last < hold
+                else "building"
+            )
+            ratio = rt.pressure / drive.spec.threshold
+            out.append((name, drive.spec, rt, ratio, drive.band, drive.cap, status))
+        return out
 
     def _status(self, drive: _Drive, now: float) -> Status:
-        if _band_index(drive.band) >= _TRIGGERED_INDEX:
+        if drive.band in _TRIGGERED_BANDS:
             return "triggered"
         hold = self.config.sidecar.satisfied_hold_s
         last = drive.rt.last_satisfied
@@ -212,7 +224,11 @@ class Engine:
             self.last_tick = now
             return []
         s = self.config.sidecar
-        hours = effective_hours(self.last_tick, now, s.quiet_hours, s.quiet_rate_factor, self.tz)
+        quiet = s.quiet_hours
+        if quiet is None:  # effective_hours() without the call (on every request's path)
+            hours = (now - self.last_tick) / HOUR_S
+        else:
+            hours = effective_hours(self.last_tick, now, quiet, s.quiet_rate_factor, self.tz)
         self.last_tick = now
         changes: list[Event] = []
         for drive in self._drives.values():
@@ -251,7 +267,7 @@ class Engine:
         self, name: str, now: float, depth: Depth | None = None, amount: float | None = None
     ) -> list[Event]:
         """Cut pressure by a depth (default moderate) or by an absolute amount."""
-        drive = self._drive(name)
+        drive = self._drives.get(name) or self._drive(name)
         if depth is not None and amount is not None:
             raise RequestFailed(E_BAD_REQUEST, "give a depth or an amount, not both")
         if depth is not None and depth not in DEPTHS:
@@ -273,7 +289,7 @@ class Engine:
 
     def bump(self, name: str, now: float, amount: float) -> list[Event]:
         """Add pressure (how activity-driven drives grow), capped like time growth."""
-        drive = self._drive(name)
+        drive = self._drives.get(name) or self._drive(name)
         added = _checked(amount)
         assert added is not None
         changes = self.advance(now)
@@ -293,11 +309,12 @@ class Engine:
     # --- helpers --------------------------------------------------------------------
 
     def _rebanded(self, drive: _Drive, now: float) -> list[Event]:
-        band = band_for(drive.ratio, drive.bands)
-        if band == drive.band:
-            return []
+        ratio = drive.rt.pressure / drive.spec.threshold
+        if drive.band_lo <= ratio < drive.band_hi:
+            return []  # still in its band
+        band = band_for(ratio, drive.bands)
         before = drive.band
-        drive.band = band
+        drive.enter(band)
         rising_into_trigger = _band_index(before) < _TRIGGERED_INDEX <= _band_index(band)
         changes = [self._band_change(drive, before, now)]
         if rising_into_trigger:
@@ -346,17 +363,30 @@ class Engine:
         return [_event(kind, drive, now, depth=depth, amount=amount), *crossing]
 
 
-def _event(kind: EventKind, drive: _Drive, now: float, **detail: Any) -> Event:
+def _event(
+    kind: EventKind,
+    drive: _Drive,
+    now: float,
+    *,
+    depth: Depth | None = None,
+    amount: float | None = None,
+    from_band: Band | None = None,
+    to_band: Band | None = None,
+) -> Event:
     """An event about *drive* as it is now (seq 0: the hub numbers it when publishing)."""
+    pressure = drive.rt.pressure
     return Event(
         seq=0,
         kind=kind,
         drive=drive.name,
         ts=now,
-        pressure=drive.rt.pressure,
-        ratio=drive.ratio,
+        pressure=pressure,
+        ratio=pressure / drive.spec.threshold,
         band=drive.band,
-        **detail,
+        depth=depth,
+        amount=amount,
+        from_band=from_band,
+        to_band=to_band,
     )
 
 

@@ -86,7 +86,7 @@ class HomeLink:
 
     # --- the hub's subscriber: never blocks -----------------------------------------
 
-    def push(self, state: bytes, events: Sequence[bytes] = ()) -> None:
+    def push(self, state: bytes, events: Sequence[bytes] = (), joined: bytes = b"") -> None:
         self._state = state
         self._events.extend(events)
         self._wake.set()

@@ -15,13 +15,17 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FAST
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import DaemonProcess, run_module
+
+from sidecar.clock import iso
 
 Factory = Callable[..., DaemonProcess]
 
@@ -139,3 +143,25 @@ def test_a_request_spooled_in_the_future_is_applied_now(
     assert satisfied_at.timestamp() <= after["tick_ts"]  # clamped to now, not tomorrow
     assert after["tick_ts"] <= time.time() + 1.0 and not after["stale"]
     assert fast["pressure"] < before["drives"]["FAST"]["pressure"] + 5.0
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(0.0, 1e11),
+        st.integers(0, 10**11).map(float),  # whole seconds: no fraction at all
+        # halves and near-halves of a microsecond, and just below a whole second
+        st.builds(
+            float.__add__,
+            st.integers(0, 10**11).map(float),
+            st.sampled_from([5e-7, 4.999999e-7, 0.9999995, 0.9999999, 0.5, 1.5e-6]),
+        ),
+    )
+)
+def test_iso_writes_what_datetime_writes(ts: float) -> None:
+    # Built from a cached whole second plus the microseconds, for speed: it must be
+    # the very string datetime gives, rounding included (half to even, into the next
+    # second, no fraction when it is zero).
+    assert iso.__wrapped__(ts) == datetime.fromtimestamp(ts, UTC).isoformat()
+    assert iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat()
+    assert iso(None) is None

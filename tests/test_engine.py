@@ -145,7 +145,7 @@ def test_status_triggered_satisfied_building() -> None:
     e = engine()
     e.advance(T0 + 10 * H)
     assert e.status("CARE", T0 + 10 * H) == "triggered"
-    assert e.last_triggered("CARE") is not None
+    assert e.runtime()["CARE"].last_triggered is not None
     e.satisfy("CARE", T0 + 10 * H, depth="deep")
     assert e.status("CARE", T0 + 10 * H + 59) == "satisfied"
     assert e.status("CARE", T0 + 10 * H + 61) == "building"
@@ -312,7 +312,7 @@ def test_triggers_fire_once_per_cooldown() -> None:
         t += 30
         e.satisfy("A", t, depth="full")
     assert [(f - T0) / 60 for f in fired] == [0.5, 30.5, 60.5, 90.5]  # minutes
-    assert e.last_fired("A") == fired[-1]
+    assert e.runtime()["A"].last_fired == fired[-1]
 
 
 def test_quiet_hours_hold_a_trigger_until_they_end_or_emergency() -> None:
@@ -332,3 +332,49 @@ def test_quiet_hours_hold_a_trigger_until_they_end_or_emergency() -> None:
     e.bump("A", night, 11.0)
     e.satisfy("A", night + 60, depth="full")
     assert not [c for c in e.advance(night + 5 * H) if c.kind == "triggered"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["satisfy", "bump", "reset"]), st.floats(0.0, 40.0)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_band_known_from_its_span_is_the_band_of_the_ratio(ops: list[tuple[str, float]]) -> None:
+    # The engine keeps the span of ratios its current band covers and walks the bands
+    # only when the ratio leaves it: after any sequence of changes the band, and the
+    # crossings reported, must be those of walking the bands every time.
+    bands = "bands = { available = 0.2, elevated = 0.5, triggered = 1.0, crisis = 1.7 }"
+    e = engine(A=f"threshold = 10\nactivity_driven = true\n{bands}")
+    spec = e.spec("A")
+    band = e.band("A")
+    for i, (op, amount) in enumerate(ops):
+        now = T0 + i
+        if op == "satisfy":
+            changes = e.satisfy("A", now, amount=amount)
+        elif op == "bump":
+            changes = e.bump("A", now, amount)
+        else:
+            changes = e.reset("A", now)
+        expected = band_for(e.ratio("A"), spec.band_ratios())
+        assert e.band("A") == expected
+        crossings = [(c.from_band, c.to_band) for c in changes if c.kind == "band_changed"]
+        assert crossings == ([] if expected == band else [(band, expected)])
+        band = expected
+
+
+def test_band_span_edges() -> None:
+    # exactly at a band's start is inside it; just below is the band before
+    e = engine("[sidecar]\nmax_pressure_ratio = 3", A="threshold = 10\nactivity_driven = true")
+    e.bump("A", T0, 10.0)  # ratio 1.0: triggered starts here
+    assert e.band("A") == "triggered"
+    e.satisfy("A", T0 + 1, amount=1e-9)
+    assert e.band("A") == "elevated"
+    e.bump("A", T0 + 2, 1e-9)
+    assert e.band("A") == "triggered"
+    e.bump("A", T0 + 3, 1000.0)  # capped at the maximum: the top band has no end
+    assert e.band("A") == "emergency"
+    e.reset("A", T0 + 4)  # zero: latent, which has no start
+    assert e.band("A") == "latent"

@@ -22,7 +22,7 @@ from agentctx._core.errors import (
     ProtocolError,
     RequestFailed,
 )
-from agentctx._core.framing import encode_frame
+from agentctx._core.framing import frame_header
 
 __all__ = [
     "CLIENT_TYPES",
@@ -258,7 +258,8 @@ def encode(msg: msgspec.Struct) -> bytes:
 
 def encode_message(msg: Message) -> bytes:
     """Encode one message as a whole frame, header included."""
-    return encode_frame(_encoder.encode(msg))
+    payload = _encoder.encode(msg)  # never empty: at least {"type":...}
+    return frame_header(len(payload)) + payload
 
 
 _TYPE_WORDS: Final = {
