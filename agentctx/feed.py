@@ -50,13 +50,14 @@ _decode = msgspec.json.Decoder().decode
 
 class _Head(msgspec.Struct):
     """What a follower reads of every frame: its type, and a state's place in order.
-    Decoding only these skips the rest of the frame without building anything."""
+    Decoding only these skips the rest of the frame without building anything; their
+    types are checked right there, in C (a state that gets them wrong is refused)."""
 
     type: Any = None
-    seq: Any = 0
-    boot_id: Any = ""
-    tick_ts: Any = 0.0
-    stale: Any = False
+    seq: int = 0
+    boot_id: str = ""
+    tick_ts: float = 0.0
+    stale: bool = False
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
@@ -124,19 +125,13 @@ class Feed:
                     ready.append(DriveEvent(_decode(payload)))
                     continue
                 head = _decode_head(payload)
-            except msgspec.ValidationError:  # valid JSON, not an object
-                raise ProtocolError("bad frame from the sidecar: not an object") from None
-            except msgspec.DecodeError as exc:
+            except msgspec.DecodeError as exc:  # not JSON, not an object, a head field's type
                 raise ProtocolError(f"bad frame from the sidecar: {exc}") from None
             kind = head.type
             if kind == "state":  # decoded when (if ever) its data is looked at
                 fields = (head.seq, head.boot_id, head.tick_ts, head.stale)
-                try:
-                    state = DriveState.lazy(payload, fields, _decode)
-                    newer = state.newer_than(self.last)
-                except (TypeError, ValueError):  # a seq or tick_ts that is not a number
-                    raise ProtocolError("bad state from the sidecar: seq, tick_ts") from None
-                if newer:
+                state = DriveState.lazy(payload, fields, _decode)
+                if state.newer_than(self.last):
                     self.last = state
                     ready.append(state)
             elif kind == "event":

@@ -56,20 +56,18 @@ class DriveState:
     def lazy(
         cls,
         raw: bytes,
-        head: tuple[Any, Any, Any, Any],
+        head: tuple[int, str, float, bool],
         decode: Callable[[bytes], dict[str, Any]],
         source: str = "socket",
     ) -> DriveState:
         """A state whose JSON *raw* is decoded by *decode* on first use of `data`;
-        *head* is its (seq, boot_id, tick_ts, stale) as found in it (0, "", 0.0, False
-        if absent). TypeError or ValueError if those are not a number, a string, a
-        number and a boolean."""
-        seq, boot_id, tick_ts, stale = head
+        *head* is its (seq, boot_id, tick_ts, stale) as found in it, of those types
+        (0, "", 0.0, False if absent)."""
         state = cls.__new__(cls)
         state._data = None
         state._raw = raw
         state._decode = decode
-        state._head = (int(seq), str(boot_id), float(tick_ts), bool(stale))
+        state._head = head
         state.source = source
         state.received_at = time.time()
         return state

@@ -81,7 +81,7 @@ def test_a_broken_frame_is_a_protocol_error(frame: bytes) -> None:
 @pytest.mark.parametrize("seq", ['"seven"', "null", "[7]"])
 def test_a_state_whose_seq_is_not_a_number_is_a_protocol_error(seq: str) -> None:
     frame = state(7).replace(b'"seq":7', b'"seq":' + seq.encode())
-    with pytest.raises(ProtocolError, match="bad state from the sidecar"):
+    with pytest.raises(ProtocolError, match=r"bad frame from the sidecar: .*\$\.seq"):
         Feed().frames([frame])
 
 
