@@ -8,36 +8,15 @@ import msgspec
 import pytest
 
 from agentctx._core.errors import ProtocolError
-from agentctx._core.protocol import DriveView, Event, State, encode
+from agentctx._core.protocol import Event, encode
 from agentctx.feed import Feed
 from agentctx.state import DriveEvent, DriveState
 
 
 def state(seq: int, boot_id: str = "b1", tick_ts: float = 100.0) -> bytes:
-    view = DriveView(
-        pressure=1.0,
-        threshold=10.0,
-        status="building",
-        description="",
-        last_triggered=None,
-        ratio=0.1,
-        band="latent",
-        rate_per_hour=1.0,
-        max_pressure=30.0,
-        activity_driven=False,
-        last_satisfied=None,
-    )
-    return encode(
-        State(
-            version="1",
-            last_tick="x",
-            seq=seq,
-            boot_id=boot_id,
-            tick_ts=tick_ts,
-            tick_interval=1.0,
-            drives={"CARE": view},
-        )
-    )
+    # what the feed reads of a state is its head; the rest is decoded on first use
+    body = {"type": "state", "seq": seq, "boot_id": boot_id, "tick_ts": tick_ts}
+    return json.dumps({**body, "drives": {"CARE": {"pressure": 1.0}}}).encode()
 
 
 def event(seq: int) -> bytes:
@@ -80,7 +59,7 @@ def test_a_broken_frame_is_a_protocol_error(frame: bytes) -> None:
 
 @pytest.mark.parametrize("seq", ['"seven"', "null", "[7]"])
 def test_a_state_whose_seq_is_not_a_number_is_a_protocol_error(seq: str) -> None:
-    frame = state(7).replace(b'"seq":7', b'"seq":' + seq.encode())
+    frame = state(7).replace(b'"seq": 7', b'"seq": ' + seq.encode())
     with pytest.raises(ProtocolError, match=r"bad frame from the sidecar: .*\$\.seq"):
         Feed().frames([frame])
 
