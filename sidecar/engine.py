@@ -173,7 +173,8 @@ class Engine:
 
     def status(self, name: str, now: float) -> Status:
         """emergence's status: triggered, else satisfied (for a while), else building."""
-        return self._status(self._drive(name), now)
+        key = self._drive(name).name
+        return next(r[6] for r in self.readings(now) if r[0] == key)
 
     def readings(self, now: float) -> list[Reading]:
         """Every drive as it stands, in one pass: what a published state is built from
@@ -183,7 +184,7 @@ class Engine:
         for name, drive in self._drives.items():
             rt = drive.rt
             last = rt.last_satisfied
-            status: Status = (  # as _status()
+            status: Status = (  # emergence's: see status()
                 "triggered"
                 if drive.band in _TRIGGERED_BANDS
                 else "satisfied"
@@ -193,15 +194,6 @@ class Engine:
             ratio = rt.pressure / drive.spec.threshold
             out.append((name, drive.spec, rt, ratio, drive.band, drive.cap, status))
         return out
-
-    def _status(self, drive: _Drive, now: float) -> Status:
-        if drive.band in _TRIGGERED_BANDS:
-            return "triggered"
-        hold = self.config.sidecar.satisfied_hold_s
-        last = drive.rt.last_satisfied
-        if last is not None and 0.0 <= now - last < hold:
-            return "satisfied"
-        return "building"
 
     def _drive(self, name: str) -> _Drive:
         # Keys are drive_key()s, and drive_key of a key is itself: a name that is a key
