@@ -136,15 +136,22 @@ def run(quick: bool) -> dict[str, Any]:
             print(f"push latency, {pair} pair, {n} subscriber process(es) each ...", flush=True)
             rows.append(push.measure(pair, n, rounds, per_round))
         out["push"][pair] = rows
-    # The daemon's own share: a bare blocking reader of it against the sync floor.
+    # Who owns the sync pair's distance to its floor: `follow()`, a bare blocking reader
+    # of the same daemon and the floor, in the same rounds. follow()/raw is what the
+    # client library adds; raw/floor is the daemon's own work (building the state).
     out["daemon_share"] = []
+    share = {"follow": "agentctx-sync", "raw": "raw-daemon", "floor": "floor-sync"}
     for n in SIZES[:2]:
         print(f"push latency, a bare reader of the daemon, {n} process(es) ...", flush=True)
-        row = push.run_systems({"raw": "raw-daemon", "floor": "floor-sync"}, n, rounds, per_round)
-        row["vs_floor"] = {
-            p: push.ratio(row["raw"].get(f"{p}_us"), row["floor"].get(f"{p}_us"))
-            for p in ("p50", "p99")
-        }
+        row = push.run_systems(share, n, rounds, per_round)
+        for key, (a, b) in {
+            "vs_floor": ("raw", "floor"),
+            "follow_vs_raw": ("follow", "raw"),
+            "follow_vs_floor": ("follow", "floor"),
+        }.items():
+            row[key] = {
+                p: push.ratio(row[a].get(f"{p}_us"), row[b].get(f"{p}_us")) for p in ("p50", "p99")
+            }
         out["daemon_share"].append(row)
 
     sessions = (1, 100) if quick else (1, 10, 25, 50, 100)

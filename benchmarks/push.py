@@ -144,8 +144,17 @@ def floor_server(root: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 
 class Publishers:
-    def __init__(self, sock: Path, redis_path: str | None, floor: subprocess.Popen[str]):
-        self.agentctx = FrameClient(sock, "bench-publisher", subscribe=False)
+    """The publisher of every label: each agentctx label has a daemon of its own (a
+    daemon pushes every event to all its subscribers, so two agentctx systems on one
+    daemon would each be served as N = 2); Redis and the floor are shared."""
+
+    def __init__(
+        self, daemons: dict[str, Path], redis_path: str | None, floor: subprocess.Popen[str]
+    ):
+        self.agentctx = {
+            label: FrameClient(sock, "bench-publisher", subscribe=False)
+            for label, sock in daemons.items()
+        }
         self.redis: Any = None
         if redis_path is not None:
             import redis
@@ -154,9 +163,9 @@ class Publishers:
         self.floor = floor
         self._id = 0
 
-    def _satisfy(self, tag: str) -> None:
+    def _satisfy(self, client: FrameClient, tag: str) -> None:
         self._id += 1
-        self.agentctx.send(
+        client.send(
             {
                 "type": "satisfy",
                 "id": self._id,
@@ -167,10 +176,11 @@ class Publishers:
             }
         )
 
-    def publish(self, source: str, tag: str) -> None:
+    def publish(self, label: str, source: str, tag: str) -> None:
         if source == "agentctx":
-            self._satisfy(tag)
-            while self.agentctx.recv().get("id") != self._id:
+            client = self.agentctx[label]
+            self._satisfy(client, tag)
+            while client.recv().get("id") != self._id:
                 pass
         elif source == "redis":
             body = json.dumps({"ts": time.time(), "tag": tag, "pad": "x" * 800})
@@ -183,7 +193,8 @@ class Publishers:
 
     def stop(self, source: str) -> None:
         if source == "agentctx":
-            self._satisfy("stop")
+            for client in self.agentctx.values():
+                self._satisfy(client, "stop")
         elif source == "redis":
             self.redis.publish("drives", json.dumps({"stop": True}))
         else:
@@ -220,33 +231,40 @@ def run_systems(
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="acx-push-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        proc, run = stack.enter_context(daemon(DAEMON_CONFIG))
-        sock = run / "sidecar.sock"
+        daemons: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        for label, system in systems.items():
+            if SOURCE[system] == "agentctx":
+                proc, run = stack.enter_context(daemon(DAEMON_CONFIG))
+                daemons[label] = (proc, run / "sidecar.sock")
         sources = {SOURCE[s] for s in systems.values()}
         redis_path = stack.enter_context(redis_server(root)) if "redis" in sources else None
         floor_path, floor = stack.enter_context(floor_server(root))
-        address = {"agentctx": str(sock), "redis": redis_path, "floor": floor_path}
-        labels = [lb for lb, s in systems.items() if address[SOURCE[s]] is not None]
+        shared = {"redis": redis_path, "floor": floor_path}
+        address = {
+            lb: str(daemons[lb][1]) if lb in daemons else shared[SOURCE[system]]
+            for lb, system in systems.items()
+        }
+        labels = [lb for lb in systems if address[lb] is not None]
         pools: dict[str, Pool] = {}
         stack.callback(lambda: [pool.kill() for pool in pools.values()])
         for label in labels:
-            system = systems[label]
-            addr = address[SOURCE[system]]
+            addr = address[label]
             assert addr is not None
-            pools[label] = Pool(system, addr, n, per_process)
+            pools[label] = Pool(systems[label], addr, n, per_process)
         for pool in pools.values():
             pool.wait_ready()
         time.sleep(SETTLE_S)  # let start-up CPU settle
-        pubs = Publishers(sock, redis_path, floor)
+        pubs = Publishers({lb: sock for lb, (_, sock) in daemons.items()}, redis_path, floor)
+        pids = [proc.pid for proc, _ in daemons.values()]
         busy0 = machine_busy()
-        daemon_cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        daemon_cpu0, t0 = sum(map(cpu_seconds, pids)), time.monotonic()
         for r in range(rounds):
             for label in random.sample(labels, len(labels)):
                 for i in range(per_round):
-                    pubs.publish(SOURCE[systems[label]], f"{label}/r{r}m{i}")
+                    pubs.publish(label, SOURCE[systems[label]], f"{label}/r{r}m{i}")
                     time.sleep(1 / RATE_HZ)
         wall = time.monotonic() - t0
-        daemon_cpu = cpu_seconds(proc.pid) - daemon_cpu0
+        daemon_cpu = sum(map(cpu_seconds, pids)) - daemon_cpu0
         busy = busy_percent(busy0, machine_busy())
         for source in sorted({SOURCE[systems[lb]] for lb in labels}):
             pubs.stop(source)
@@ -260,19 +278,20 @@ def run_systems(
         row["delivered"] = len(delays)
         row["missed"] = expected - len(delays)
         # The readers' own CPU from ready to stop, per message they received (ticks
-        # add wake-ups of their own; the other labels' messages when a source is shared).
+        # add wake-ups of their own; the other labels' messages when a source is shared:
+        # Redis, the floor).
         received = sum(1 for sub in subs for tag in sub if not tag.startswith("_"))
         cpu = sum(sub.get("_cpu_s", 0.0) for sub in subs)
         row["cpu_us_per_delivery"] = round(cpu / max(1, received) * 1e6, 1)
         out[label] = row
     daemon_labels = [lb for lb in labels if SOURCE[systems[lb]] == "agentctx"]
     if daemon_labels:
-        # Everything the daemon did (ticks, the satisfy requests, fsyncs) per state it
-        # delivered: a state per satisfy and per tick, to every session.
-        sessions = n * per_process * len(daemon_labels)
-        states = rounds * per_round * len(daemon_labels) + wall / TICK_INTERVAL
-        out["daemon_cpu_percent"] = round(100 * daemon_cpu / wall, 2)
-        out["daemon_cpu_us_per_state"] = round(daemon_cpu / (states * sessions) * 1e6, 2)
+        # Everything the daemons did (ticks, the satisfy requests, fsyncs) per state they
+        # delivered: each a state per satisfy of its label and per tick, to its sessions.
+        states = rounds * per_round + wall / TICK_INTERVAL
+        delivered = states * n * per_process * len(daemon_labels)
+        out["daemon_cpu_percent"] = round(100 * daemon_cpu / wall / len(daemon_labels), 2)  # each
+        out["daemon_cpu_us_per_state"] = round(daemon_cpu / delivered * 1e6, 2)
     out["load_avg"] = [round(x, 2) for x in load0] + [round(os.getloadavg()[0], 2)]
     # how busy both cores were while the messages went out (everyone's processes)
     out["machine_busy_percent"] = busy

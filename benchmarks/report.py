@@ -61,6 +61,13 @@ def push_lines(res: dict[str, Any]) -> list[str]:
             f"{_f(fl.get('p50_us'))} / {_f(fl.get('p99_us'))} us: {_f(vf['p50'], 2)} / "
             f"{_f(vf['p99'], 2)}x the floor before any client library"
         )
+        if "follow" in row:  # (older results measured the bare reader and the floor only)
+            fo, vr = row["follow"], row["follow_vs_raw"]
+            lines.append(
+                f"     follow() in the same rounds p50 {_f(fo.get('p50_us'))} / p99 "
+                f"{_f(fo.get('p99_us'))} us: {_f(vr['p50'], 2)} / {_f(vr['p99'], 2)}x the bare "
+                f"reader of the same daemon (what the library adds)"
+            )
     return lines
 
 

@@ -8,6 +8,9 @@ store (so a restart keeps what it stored) and dies with the test process.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -219,3 +222,87 @@ def make_certs(directory: Path) -> dict[str, Path]:
         openssl("x509", "-req", "-in", f"{name}.csr", *sign, *out)
         files[name], files[f"{name}_key"] = directory / f"{name}.pem", directory / f"{name}.key"
     return files
+
+
+# --- operator mode (decentralized auth): JWTs and a .creds file, as `nsc` makes them ---
+
+_JWT_HEADER = {"typ": "JWT", "alg": "ed25519-nkey"}
+_UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1}
+_UNLIMITED_ACCOUNT = {
+    **_UNLIMITED,
+    "wildcards": True,
+    "conn": -1,
+    "leaf": -1,
+    # JetStream is on for an account whose limits give it storage
+    "mem_storage": -1,
+    "disk_storage": -1,
+    "streams": -1,
+    "consumer": -1,
+}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _new_key(prefix: int) -> Any:
+    import nkeys
+
+    return nkeys.from_seed(nkeys.encode_seed(os.urandom(32), prefix))
+
+
+def _jwt(issuer: Any, subject: Any, name: str, nats: dict[str, Any]) -> str:
+    """A NATS JWT (v2): *issuer* signs claims about *subject*."""
+    claims: dict[str, Any] = {
+        "jti": "",
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "name": name,
+        "sub": subject.public_key.decode(),
+        "nats": {**nats, "version": 2},
+    }
+    # the id is the hash of the claims with an empty id, as the Go library makes it
+    digest = hashlib.new("sha512_256", json.dumps(claims).encode()).digest()
+    claims["jti"] = base64.b32encode(digest).decode().rstrip("=")
+    head = f"{_b64(json.dumps(_JWT_HEADER).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{head}.{_b64(issuer.sign(head.encode()))}"
+
+
+def make_operator(directory: Path) -> tuple[Path, Path]:
+    """An operator, a system account, an account with JetStream and a user of it: the
+    server's config (memory resolver, the accounts preloaded) and the user's .creds."""
+    pytest.importorskip("nkeys", reason="nkeys is not installed (pip install 'nats-py[nkeys]')")
+    import nkeys
+
+    operator = _new_key(nkeys.PREFIX_BYTE_OPERATOR)
+    system = _new_key(nkeys.PREFIX_BYTE_ACCOUNT)
+    account = _new_key(nkeys.PREFIX_BYTE_ACCOUNT)
+    user = _new_key(nkeys.PREFIX_BYTE_USER)
+    sys_pub = system.public_key.decode()
+    op_jwt = _jwt(
+        operator, operator, "agentctx-op", {"type": "operator", "system_account": sys_pub}
+    )
+    accounts = {
+        sys_pub: _jwt(operator, system, "SYS", {"type": "account", "limits": _UNLIMITED}),
+        account.public_key.decode(): _jwt(
+            operator, account, "AGENTS", {"type": "account", "limits": _UNLIMITED_ACCOUNT}
+        ),
+    }
+    user_jwt = _jwt(account, user, "agent", {"type": "user", "pub": {}, "sub": {}, **_UNLIMITED})
+    conf = directory / "operator.conf"
+    preload = "\n".join(f"  {pub}: {jwt}" for pub, jwt in accounts.items())
+    conf.write_text(
+        f"operator: {op_jwt}\nsystem_account: {sys_pub}\n"
+        f"resolver: MEMORY\nresolver_preload: {{\n{preload}\n}}\n"
+    )
+    creds = directory / "agent.creds"
+    creds.write_text(
+        "-----BEGIN NATS USER JWT-----\n"
+        f"{user_jwt}\n"
+        "------END NATS USER JWT------\n\n"
+        "-----BEGIN USER NKEY SEED-----\n"
+        f"{user.seed.decode()}\n"
+        "------END USER NKEY SEED------\n"
+    )
+    creds.chmod(0o600)
+    return conf, creds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,6 +171,9 @@ class DaemonProcess:
         self.log = log
         # the agent whose dirs it uses: given on its command line, else the env's
         self.agent = agent or env.get("AGENTCTX_AGENT")
+        # Another machine's name: the daemon runs in a UTS namespace of its own under it
+        # (unshare(1), as root; see uts_namespaces_why_not)
+        self.hostname: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -203,6 +207,8 @@ class DaemonProcess:
         if self.config is not None and command == "run":
             args += ["--config", str(self.config)]
         args += extra_args or []
+        if self.hostname is not None:  # unshare and the exec: the daemon keeps this pid
+            args = ["unshare", "--uts", sys.executable, "-c", _AS_HOST, self.hostname, *args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=REPO)
         if wait:
@@ -295,6 +301,29 @@ class AsyncRawClient:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+# Run as `python -c _AS_HOST NAME PROGRAM ARGS...` inside `unshare --uts`: take the
+# hostname NAME in that namespace, then become PROGRAM.
+_AS_HOST = (
+    "import os, socket, sys; socket.sethostname(sys.argv[1]); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def uts_namespaces_why_not() -> str | None:
+    """Why a daemon cannot run under another hostname here (None: it can)."""
+    if os.geteuid() != 0:
+        return "a hostname of its own needs a UTS namespace: run as root"
+    if shutil.which("unshare") is None:
+        return "unshare(1) (util-linux) is not installed"
+    probe = subprocess.run(
+        ["unshare", "--uts", sys.executable, "-c", _AS_HOST, "agentctx-probe", "/bin/uname", "-n"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.stdout.strip() != "agentctx-probe":
+        return f"unshare --uts does not work here: {probe.stderr.strip()[:200]}"
+    return None
 
 
 @contextmanager

@@ -25,11 +25,12 @@ from nats_support import (
     cluster,
     count,
     make_certs,
+    make_operator,
     nats_binary,
     stream_cluster,
     wait_for,
 )
-from support import RawClient, write_config
+from support import RawClient, uts_namespaces_why_not, write_config
 
 pytest.importorskip("nats", reason="nats-py is not installed (pip install '.[nats]')")
 
@@ -144,6 +145,31 @@ def test_a_cut_off_follower_serves_stale_and_forwards_its_spool_once(
     )
     assert fresh["seq"] > stale["seq"]
     assert count(home.get()) == 3.0  # the spooled one applied exactly once
+
+
+def test_log_on_a_followers_host_names_the_host_that_keeps_the_history(
+    hosts: tuple[Host, Host], server: NatsServer
+) -> None:
+    """Two hostnames: the home runs as "home-desk" (a UTS namespace of its own), the
+    follower as this machine. The history is the home's; `agentctx log` on the
+    follower's host says where it is instead of printing nothing."""
+    if why := uts_namespaces_why_not():
+        pytest.skip(why)
+    home, follower = hosts
+    home.sidecar.hostname = "home-desk"
+    home.home(server.url)
+    follower.follow(server.url)
+    bump_until_acked(follower, "once")
+    assert json.loads(follower.cli("status", "--json").stdout)["origin"] == "home-desk"
+    here = follower.cli("log")
+    assert here.returncode == 0 and here.stdout == "", here.stdout + here.stderr
+    assert here.stderr.strip() == (
+        "agentctx log: no history here: home-desk, whose sidecar computes these drives, keeps it"
+    )
+    # at the home the history is there (the bump), so there is nothing to explain
+    there = home.cli("log")
+    assert there.returncode == 0 and "bumped" in there.stdout and there.stderr == "", there
+    assert "Traceback" not in home.sidecar.log_text() + follower.sidecar.log_text()
 
 
 def test_a_nats_restart_loses_no_request(
@@ -276,5 +302,34 @@ def test_mutual_tls_end_to_end(hosts: tuple[Host, Host], root: Path) -> None:
         follower.sidecar.start(command=f"follow {url}", extra_args=tls)
         bump_until_acked(follower, "over-tls")
         assert count(home.get()) == 1.0
+    finally:
+        server.kill()
+
+
+def test_operator_mode_with_a_creds_file(hosts: tuple[Host, Host], root: Path) -> None:
+    """Decentralized auth as `nsc` sets it up (an operator, accounts, a user JWT and its
+    seed in a .creds file): `--nats-creds` reaches nats-py on both sides, and a
+    daemon without it is refused by the server and says so."""
+    conf, creds = make_operator(root)
+    server = NatsServer(nats_binary(), root, "op")
+    server.cluster = ["-c", str(conf)]
+    server.start()
+    try:
+        home, follower = hosts
+        home.home(server.url, "--nats-creds", str(creds))
+        with_creds = ["--nats-creds", str(creds)]
+        follower.sidecar.start(command=f"follow {server.url}", extra_args=with_creds)
+        bump_until_acked(follower, "with-creds")
+        assert count(home.get()) == 1.0
+        assert follower.sidecar.stop() == 0
+        follower.sidecar.start(command=f"follow {server.url}", wait=False)
+        refused = wait_for(
+            lambda: [ln for ln in follower.sidecar.log_text().splitlines() if "uthoriz" in ln],
+            SETTLE,
+            "the follower without creds refused",
+        )
+        assert "Traceback" not in follower.sidecar.log_text(), refused
+        last = follower.get()  # what it saw with the creds, said to be old
+        assert last["stale"] is True and count(last) == 1.0
     finally:
         server.kill()

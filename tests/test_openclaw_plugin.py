@@ -23,7 +23,9 @@ from openclaw_rig import node_for_tests
 from support import REPO, DaemonProcess
 
 import agentctx
+from agentctx._core.errors import StoreError
 from agentctx._core.files import atomic_write
+from agentctx._core.snapshot import read_snapshot_file
 from agentctx.render import markdown
 
 DRIVER = REPO / "tests" / "js" / "plugin_driver.mjs"
@@ -179,6 +181,22 @@ def test_the_hook_never_fails_a_prompt(
         assert hook("hook", session="s1") == {"block": None}
         (warning,) = hook("log")
         assert str(snapshot) in warning and "not valid JSON" in warning
+        # a hand-edited file with a wrong type: refused as the Python reader refuses it,
+        # not shown as zeros
+        wrong = {"seq": 3, "tick_ts": 1.0, "drives": {"A": {"pressure": "high"}}}
+        snapshot.write_text(json.dumps(wrong))
+        assert hook("hook", session="s1") == {"block": None}
+        warning = hook("log")[-1]  # (what the plugin logged so far)
+        assert 'drives.A.pressure: expected a number, got "high"' in warning, warning
+        with pytest.raises(StoreError, match=r"drives\.A\.pressure: expected a number"):
+            read_snapshot_file(snapshot)
+        for field, value in (("seq", 2.5), ("boot_id", 7), ("stale", "no")):
+            snapshot.write_text(json.dumps({**wrong, "drives": {}, field: value}))
+            assert hook("hook", session="s1") == {"block": None}
+            warning = hook("log")[-1]
+            assert f"({field}: expected" in warning, warning
+            with pytest.raises(StoreError, match=f"{field}: expected"):
+                read_snapshot_file(snapshot)
     # the snapshot alone is enough; a memory that cannot be written costs a repeat
     state = {"seq": 3, "tick_ts": 1.0, "last_tick": "x", "drives": {"A": {"pressure": 1}}}
     atomic_write(snapshot, json.dumps(state).encode(), durable=False)

@@ -57,9 +57,78 @@ export function parseState(bytes, source) {
   } catch (error) {
     throw new Error(`${source}: not valid JSON (${error.message})`);
   }
-  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
   if (!isObject(value) || !isObject(value.drives)) {
     throw new Error(`${source}: not a drive state (no 'drives' object)`);
   }
+  let problem = check(value, STATE_FIELDS, "");
+  for (const [name, drive] of Object.entries(value.drives)) {
+    if (problem) break;
+    problem = isObject(drive)
+      ? check(drive, DRIVE_FIELDS, `drives.${name}.`)
+      : `drives.${name}: expected an object, got ${shown(drive)}`;
+  }
+  if (problem) throw new Error(`${source}: not a drive state (${problem})`);
   return value;
+}
+
+// The fields a reader relies on and the JSON types each may have, as
+// agentctx/_core/snapshot.py checks them: a file written by anything but the daemon (a
+// hand edit, another tool) is refused in one line, never shown as a block of zeros.
+// Absent is fine (older and emergence-written files lack some).
+const NUMBER = "a number";
+const INTEGER = "an integer";
+const TEXT = "a string";
+const OPTIONAL_TEXT = "a string or null";
+const BOOL = "true or false";
+const STATE_FIELDS = {
+  seq: INTEGER,
+  tick_ts: NUMBER,
+  tick_interval: NUMBER,
+  last_tick: TEXT,
+  boot_id: TEXT,
+  stale: BOOL,
+  origin: OPTIONAL_TEXT,
+};
+const DRIVE_FIELDS = {
+  pressure: NUMBER,
+  threshold: NUMBER,
+  ratio: NUMBER,
+  max_pressure: NUMBER,
+  rate_per_hour: NUMBER,
+  status: TEXT,
+  band: TEXT,
+  description: TEXT,
+  prompt: TEXT,
+  activity_driven: BOOL,
+  last_triggered: OPTIONAL_TEXT,
+  last_satisfied: OPTIONAL_TEXT,
+  last_event: OPTIONAL_TEXT,
+  last_fired: OPTIONAL_TEXT,
+};
+const ACCEPTS = {
+  [NUMBER]: (v) => typeof v === "number",
+  // JSON.parse reads 3.0 as 3: an integral number is all this can check
+  [INTEGER]: (v) => Number.isInteger(v),
+  [TEXT]: (v) => typeof v === "string",
+  [OPTIONAL_TEXT]: (v) => v === null || typeof v === "string",
+  [BOOL]: (v) => typeof v === "boolean",
+};
+
+function isObject(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** The first field of *obj* whose value is not of its kind, described; else "". */
+function check(obj, fields, prefix) {
+  for (const [key, kind] of Object.entries(fields)) {
+    if (Object.hasOwn(obj, key) && !ACCEPTS[kind](obj[key])) {
+      return `${prefix}${key}: expected ${kind}, got ${shown(obj[key])}`;
+    }
+  }
+  return "";
+}
+
+/** A value as JSON, cut to 40 characters (the error stays one line). */
+function shown(value) {
+  return JSON.stringify(value).slice(0, 40);
 }
