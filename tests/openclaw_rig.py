@@ -286,15 +286,16 @@ class Gateway:
             time.sleep(POLL_S)
         raise AssertionError(f"no {text!r} from the gateway within {timeout} s:\n{out[-3000:]}")
 
-    def turn(self, prompt: str) -> str:
-        """One turn in the main session through the gateway's OpenAI-compatible endpoint."""
+    def turn(self, prompt: str, session_key: str = SESSION_KEY) -> str:
+        """One turn in a session (the main one by default) through the gateway's
+        OpenAI-compatible endpoint."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.claw.port}/v1/chat/completions",
             data=json.dumps({"model": f"openclaw/{AGENT}",
                              "messages": [{"role": "user", "content": prompt}]}).encode(),
             headers={"Authorization": f"Bearer {self.claw.token}",
                      "Content-Type": "application/json",
-                     "x-openclaw-session-key": SESSION_KEY},
+                     "x-openclaw-session-key": session_key},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=HTTP_TURN_TIMEOUT) as response:
             answer: str = json.loads(response.read())["choices"][0]["message"]["content"]

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import BUCKET
 from support import REPO, DaemonProcess, run_module, start_module
 
 Factory = Callable[..., DaemonProcess]
+WATCH_TIMEOUT_S = 30.0  # a watch starting (imports, connect) on a loaded machine, an event
 
 
 def run(
@@ -187,18 +193,39 @@ def test_hook_does_not_wait_for_an_open_stdin(make_daemon: Factory, env: dict[st
 
 def test_watch_plain_lines(make_daemon: Factory, env: dict[str, str]) -> None:
     make_daemon({"B": BUCKET}, tick_interval=0.1)
-    proc = start_module("agentctx", env, "watch")
+    # faulthandler: a watch that ignores Ctrl-C is made to say where it is stuck
+    proc = start_module("agentctx", {**env, "PYTHONFAULTHANDLER": "1"}, "watch")
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()  # every line as watch flushes it
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    def seen_until(marker: str) -> list[str]:
+        got: list[str] = []
+        while not got or marker not in got[-1]:
+            got.append(lines.get(timeout=WATCH_TIMEOUT_S))  # queue.Empty: it never came
+        return got
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
-        time.sleep(1.5)
+        (first, *_) = seen_until("state seq=")  # up and live (however slow the start)
         run(env, "bump", "B", "--amount", "2")
-        time.sleep(0.5)
+        seen = seen_until("bumped")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        try:
+            proc.wait(timeout=WATCH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"watch did not stop on SIGINT; its stacks:\n{err}")
     finally:
         proc.kill()
-    assert proc.returncode == 0, err
-    assert out.startswith("mode live")
-    assert "state seq=" in out and "event " in out and "bumped" in out
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert first.startswith("mode live")
+    assert seen[-1].startswith("event ") and "B" in seen[-1]
 
 
 def test_doctor(make_daemon: Factory, env: dict[str, str], dirs: dict[str, Path]) -> None:
@@ -226,13 +253,26 @@ def test_watch_fits_the_terminal_and_says_the_snapshot_is_broken(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+    def plain(raw: bytes) -> str:
+        return re.sub(rb"\x1b\[[0-9;]*[A-Za-z]", b"", raw).decode(errors="replace")
+
+    assert proc.stdout is not None
+    fd, shown = proc.stdout.fileno(), b""  # read raw: the screen comes in pieces
+    deadline = time.monotonic() + WATCH_TIMEOUT_S
     try:
-        time.sleep(3.0)
+        while "not valid JSON" not in " ".join(plain(shown).split()):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break  # never said: the assertion below shows what was
+            if not (chunk := os.read(fd, 1 << 16)):
+                break
+            shown += chunk
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=10)
+        rest, _ = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    text = re.sub(rb"\x1b\[[0-9;]*[A-Za-z]", b"", out).decode(errors="replace")
+    text = plain(shown + rest)
     assert "not valid JSON" in " ".join(text.split()), text  # wrapped, whole
     assert all(len(line) <= 60 for line in text.splitlines()), text
 

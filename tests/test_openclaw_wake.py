@@ -1,7 +1,8 @@
 """The wake, with the real OpenClaw: a trigger that fires in the sidecar gives the
 agent exactly one turn carrying the drive's prompt; a crossing the sidecar does not
 fire (inside the cooldown) gives none; a fire while the gateway is stopped gives one
-turn once it is back; fires from before the plugin was installed give none.
+turn once it is back; fires from before the plugin was installed give none; with
+the plugin's `sessionKey` set to another session, the turn runs in that session.
 
 A real sidecar, the stub model (tests/stub_model.py records every request) and the
 real openclaw (tests/openclaw_rig.py) in a private home, the plugin installed with
@@ -15,7 +16,9 @@ that could have caused one (a wake reaches the model in 0.5 to 5 s here).
 Skipped only when npm cannot reach its registry. Wall time on 2 cores shared with
 other jobs, Node 24 and openclaw cached: 105 s measured (three `openclaw` calls of
 ~5 s to install, two gateway starts of 15 to 25 s, two wakes of 1 to 6 s, three quiet
-windows of 6 s); a wake that never comes costs WAKE_TIMEOUT_S more before it fails.
+windows of 6 s), and 40 to 60 s for the session test (one gateway start, two turns
+over its HTTP endpoint, one wake); a wake that never comes costs WAKE_TIMEOUT_S more
+before it fails.
 """
 
 from __future__ import annotations
@@ -170,3 +173,37 @@ def test_a_fire_wakes_the_agent_once_even_while_the_gateway_was_down(
     assert text.startswith(f"{WAKE_PREFIX}REST triggered at {when} UTC (now 25.0/20). "), text
     assert text.endswith(PROMPTS["REST"]), text
     assert handled(claw) == {"CARE": instant(care), "REST": instant(rest), "PLAY": instant(old)}
+
+
+SIDE_SESSION = "agent:main:side"  # a session of its own next to OpenClaw's main one
+SIDE_MARK = "This is the side session, opened by the test."
+
+
+def test_a_fire_wakes_the_session_the_plugin_is_told_to(
+    rig: tuple[OpenClaw, StubModel],
+) -> None:
+    """`sessionKey` set to a session other than main: the wake's turn runs in that
+    session (its own earlier turn is in the request's history) and main gets none."""
+    claw, stub = rig
+    config = claw.seed()
+    config["agents"]["defaults"]["heartbeat"]["every"] = "0m"
+    claw.config_path.write_text(json.dumps(config, indent=2))
+    agentctx(claw, "hooks", "install", "openclaw")
+    config = claw.config()
+    config["plugins"]["entries"]["agentctx"].setdefault("config", {})["sessionKey"] = SIDE_SESSION
+    claw.config_path.write_text(json.dumps(config, indent=2))
+
+    with claw.gateway() as gateway:
+        gateway.wait_for("agentctx: live:")
+        gateway.turn(SIDE_MARK, session_key=SIDE_SESSION)  # the side session exists now
+        gateway.turn("A turn in the main session.")
+        mark = len(stub.requests())
+        care = fire("CARE", 21.0)
+        (turn,) = chats_after(stub, mark, 1)
+        (text,) = wakes(turn)
+        assert text.startswith(f"{WAKE_PREFIX}CARE triggered at {care[:19].replace('T', ' ')}")
+        history = json.dumps(turn["messages"])
+        assert SIDE_MARK in history, history[-3000:]  # woken in the side session...
+        assert "A turn in the main session." not in history  # ...not in main
+        gateway.wait_for(f"woke {SIDE_SESSION}")
+    assert handled(claw)["CARE"] == instant(care)
