@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from agentctx._core.framing import FrameDecoder, encode_frame
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
+LINE_TIMEOUT = 30.0  # a line from a CLI process we started (its start on a loaded machine)
 
 # an emergence drives.json as emergence writes it: extra keys, "thresholds" overrides
 EMERGENCE_DRIVES = {
@@ -396,10 +399,46 @@ def run_module(
     )
 
 
+class Lines:
+    """A running process's output, line by line as it flushes them (read in a thread):
+    a test waits for a line with a deadline instead of sleeping and hoping the process
+    got that far."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+
+    def until(self, marker: str, timeout: float = LINE_TIMEOUT) -> list[str]:
+        """The lines up to and including the first one with *marker*; AssertionError
+        (with what came) when none comes within *timeout*."""
+        deadline = time.monotonic() + timeout
+        got: list[str] = []
+        while not got or marker not in got[-1]:
+            try:
+                got.append(self._lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"no line with {marker!r} in {timeout} s: {got}") from None
+        return got
+
+
+# `python -m MODULE` with Ctrl-C as a terminal leaves it: a test suite started in the
+# background (`.ci/run &`) hands its children SIGINT *ignored*, and Python then keeps
+# ignoring it, as it should; a test that sends SIGINT means the key.
+_RUN_INTERRUPTIBLE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
+)
+
+
 def start_module(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """`python -m MODULE ARGS` left running (a `watch`, a `log --follow`), output piped."""
+    """`python -m MODULE ARGS` left running (a `watch`, a `log --follow`), output piped;
+    SIGINT stops it as Ctrl-C would."""
     return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, "-c", _RUN_INTERRUPTIBLE, module, *args],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import BUCKET
-from support import REPO, DaemonProcess, run_module, start_module
+from support import REPO, DaemonProcess, Lines, run_module, start_module
 
 Factory = Callable[..., DaemonProcess]
 WATCH_TIMEOUT_S = 30.0  # a watch starting (imports, connect) on a loaded machine, an event
@@ -196,24 +194,11 @@ def test_watch_plain_lines(make_daemon: Factory, env: dict[str, str]) -> None:
     # faulthandler: a watch that ignores Ctrl-C is made to say where it is stuck
     proc = start_module("agentctx", {**env, "PYTHONFAULTHANDLER": "1"}, "watch")
     assert proc.stdout is not None
-    lines: queue.Queue[str] = queue.Queue()  # every line as watch flushes it
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-
-    def seen_until(marker: str) -> list[str]:
-        got: list[str] = []
-        while not got or marker not in got[-1]:
-            got.append(lines.get(timeout=WATCH_TIMEOUT_S))  # queue.Empty: it never came
-        return got
-
-    threading.Thread(target=pump, daemon=True).start()
+    lines = Lines(proc.stdout)
     try:
-        (first, *_) = seen_until("state seq=")  # up and live (however slow the start)
+        (first, *_) = lines.until("state seq=")  # up and live (however slow the start)
         run(env, "bump", "B", "--amount", "2")
-        seen = seen_until("bumped")
+        seen = lines.until("bumped")
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=WATCH_TIMEOUT_S)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUCKET
-from support import DaemonProcess, RawClient, run_module, start_module, write_config
+from support import DaemonProcess, Lines, RawClient, run_module, start_module, write_config
 
 import agentctx
 from agentctx._core.config import parse_config
@@ -161,6 +161,7 @@ def test_full_disk_keeps_serving_and_recovers(make_daemon: Factory, tiny_fs: Pat
 
 
 ROUNDS = int(os.environ.get("AGENTCTX_KILL_ROUNDS", "200"))
+RACE_TIMEOUT_S = 30.0  # for the losers of a start race to see the lock and exit
 
 
 @pytest.mark.slow
@@ -305,11 +306,14 @@ def test_a_snapshot_with_a_wrong_type_is_one_line_everywhere(
     hook = run_module("agentctx", env, "context", "--hook", "claude", stdin="{}")
     assert hook.returncode == 0 and "Traceback" not in hook.stderr, hook
     watch = start_module("agentctx", env, "watch")
-    time.sleep(2.0)  # following the file, finding it bad: it says so and waits
-    watch.terminate()
-    out, err = watch.communicate(timeout=10)
-    assert "Traceback" not in err + out, err
-    assert f"{where}: expected" in err + out, (out, err)
+    assert watch.stdout is not None
+    try:  # following the file, finding it bad: it says so and waits
+        said = Lines(watch.stdout).until(f"{where}: expected")
+    finally:
+        watch.terminate()
+        _, err = watch.communicate(timeout=10)
+    assert said[-1].startswith("problem "), said
+    assert "Traceback" not in err + "".join(said), err
 
 
 def test_two_daemons_racing_exactly_one_wins(
@@ -319,8 +323,14 @@ def test_two_daemons_racing_exactly_one_wins(
     racers = [DaemonProcess(env, config, dirs["root"] / f"racer{i}.log") for i in range(5)]
     for r in racers:
         r.start(wait=False)
-    time.sleep(3)
-    alive = [r for r in racers if r.proc is not None and r.proc.poll() is None]
+
+    def running() -> list[DaemonProcess]:
+        return [r for r in racers if r.proc is not None and r.proc.poll() is None]
+
+    deadline = time.monotonic() + RACE_TIMEOUT_S  # five starts at once on two cores
+    while len(running()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = running()
     try:
         assert len(alive) == 1
         assert all(r.proc is not None and r.proc.returncode == 1 for r in racers if r not in alive)

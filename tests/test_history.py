@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import BUCKET
-from support import REPO, DaemonProcess, RawClient, run_module
+from support import LINE_TIMEOUT, REPO, DaemonProcess, Lines, RawClient, run_module
 
 from agentctx._core import history
 
@@ -166,11 +166,20 @@ def test_agentctx_log(make_daemon: Factory, env: dict[str, str]) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert follow.stdout is not None
+    lines = Lines(follow.stdout)
     try:
-        time.sleep(1.5)
-        assert agentctx(env, "bump", "C", "--amount", "2").returncode == 0
-        assert follow.stdout is not None
-        live = json.loads(follow.stdout.readline())
+        # a bump before the follower subscribed is history, not live: bump until one
+        # comes live (each the same change), however slow its start
+        deadline = time.monotonic() + LINE_TIMEOUT
+        while True:
+            assert agentctx(env, "bump", "C", "--amount", "2").returncode == 0
+            try:
+                (line,) = lines.until("", timeout=0.5)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "log --follow printed nothing live"
+        live = json.loads(line)
         # a live line is shaped as a line of the history (`log --json`) is
         assert live.keys() == rows[0].keys() - {"reason"} and live["type"] == "event"
         assert (live["drive"], live["kind"], live["amount"]) == ("C", "bumped", 2.0)
