@@ -56,6 +56,7 @@ __all__ = [
     "ensure_bucket",
     "ensure_requests",
     "events_subject",
+    "explain_error",
     "msg_id",
     "receipt_key",
     "requests_stream",
@@ -88,6 +89,26 @@ JS_TIMEOUT: Final = 2.0  # JetStream API calls: short, so retries during electio
 RETRY_DELAY: Final = 0.5
 RETRY_WARN_AFTER: Final = 10  # failed attempts before a retry loop says so (an election is fewer)
 ERROR_LOG_EVERY: Final = 30.0  # nats-py reports every failed reconnect attempt
+# What the server says when it refuses us, in nats-py's error text (lower case), and
+# what the person reading the log can do about it.
+_REFUSALS: Final = (
+    (("authorization violation", "authentication"), "the server refused this sidecar's "
+     "credentials; check --nats-creds (a user of the account that holds the bucket)"),
+    (("permissions violation",), "the server refused a subject to this sidecar's user; it "
+     "needs the permissions in docs/multi-host.md (Securing NATS)"),
+)  # fmt: skip
+
+
+def explain_error(exc: BaseException) -> str:
+    """An error nats-py reports in the background, as one line for the log: a refusal
+    by the server says what to check, anything else is named as it is."""
+    text = str(exc)
+    for words, advice in _REFUSALS:
+        if any(w in text.lower() for w in words):
+            return f"{advice} ({text})"
+    return f"{type(exc).__name__}: {text}"
+
+
 # What a NATS call may raise: nats-py's own errors (its TimeoutError is asyncio's too).
 NATS_ERRORS: Final = (nats.errors.Error, TimeoutError, OSError)
 
@@ -257,7 +278,7 @@ class NatsLink:
         now = time.monotonic()
         if now - self._last_error_log >= ERROR_LOG_EVERY:
             self._last_error_log = now
-            log.warning("NATS: %s: %s", type(exc).__name__, exc)
+            log.warning("NATS: %s", explain_error(exc))
 
     async def _on_disconnected(self) -> None:
         if not self._closing:

@@ -324,12 +324,27 @@ def test_operator_mode_with_a_creds_file(hosts: tuple[Host, Host], root: Path) -
         assert follower.sidecar.stop() == 0
         follower.sidecar.start(command=f"follow {server.url}", wait=False)
         refused = wait_for(
-            lambda: [ln for ln in follower.sidecar.log_text().splitlines() if "uthoriz" in ln],
+            lambda: [ln for ln in follower.sidecar.log_text().splitlines() if "refused" in ln],
             SETTLE,
             "the follower without creds refused",
         )
+        assert "credentials; check --nats-creds" in refused[0], refused
+        assert "Authorization Violation" in refused[0], refused  # the server's own words
         assert "Traceback" not in follower.sidecar.log_text(), refused
         last = follower.get()  # what it saw with the creds, said to be old
         assert last["stale"] is True and count(last) == 1.0
     finally:
         server.kill()
+
+
+def test_a_refusal_by_the_server_says_what_to_check() -> None:
+    from nats.errors import Error
+
+    from sidecar.nats_conn import explain_error
+
+    auth = explain_error(Error("nats: 'Authorization Violation'"))
+    assert auth.startswith("the server refused this sidecar's credentials; check --nats-creds")
+    assert auth.endswith("(nats: 'Authorization Violation')")
+    perms = explain_error(Error('nats: permissions violation for publish to "agentctx.a"'))
+    assert "needs the permissions in docs/multi-host.md" in perms and "agentctx.a" in perms
+    assert explain_error(TimeoutError("slow")) == "TimeoutError: slow"  # anything else: as is
